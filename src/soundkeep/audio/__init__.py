@@ -1,0 +1,1 @@
+"""The audio stage: files the operator holds, probed, stored by content, linked, encoded."""

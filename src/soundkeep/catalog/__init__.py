@@ -1,0 +1,1 @@
+"""The catalog stage: every known recording, its releases and artists, with provenance."""

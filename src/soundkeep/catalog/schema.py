@@ -1,0 +1,106 @@
+"""The catalog's tables, declared once; each schema change is a new numbered migration."""
+
+from __future__ import annotations
+
+STAGE = "catalog"
+
+# Every catalog row carries its provenance: the source (namespace of its ids), the file and
+# row it came from, the source's own identifier, and when it was ingested.
+_PROV = """
+    source_name VARCHAR,
+    source_file VARCHAR,
+    source_row BIGINT,
+    source_key VARCHAR,
+    ingested_at TIMESTAMPTZ
+"""
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (1, f"""
+CREATE TABLE artists (
+    artist_id BIGINT NOT NULL,
+    name VARCHAR NOT NULL,
+    followers BIGINT,
+    popularity SMALLINT,
+    {_PROV}
+);
+CREATE TABLE artist_genres (
+    artist_id BIGINT NOT NULL,
+    genre VARCHAR NOT NULL
+);
+CREATE TABLE releases (
+    release_id BIGINT NOT NULL,
+    title VARCHAR NOT NULL,
+    release_type VARCHAR,
+    upc VARCHAR,
+    label VARCHAR,
+    copyright_c VARCHAR,
+    copyright_p VARCHAR,
+    release_date DATE,
+    release_date_precision VARCHAR,
+    total_tracks INTEGER,
+    popularity SMALLINT,
+    {_PROV}
+);
+CREATE TABLE release_artists (
+    release_id BIGINT NOT NULL,
+    artist_id BIGINT NOT NULL,
+    position SMALLINT NOT NULL
+);
+CREATE TABLE tracks (
+    track_id BIGINT NOT NULL,
+    title VARCHAR NOT NULL,
+    release_id BIGINT,
+    disc_number SMALLINT,
+    track_number SMALLINT,
+    duration_ms INTEGER,
+    explicit BOOLEAN,
+    isrc VARCHAR,
+    popularity SMALLINT,
+    listens BIGINT,
+    rights_status VARCHAR NOT NULL,
+    distributable BOOLEAN NOT NULL,
+    {_PROV}
+);
+CREATE TABLE track_artists (
+    track_id BIGINT NOT NULL,
+    artist_id BIGINT NOT NULL,
+    position SMALLINT NOT NULL,
+    join_phrase VARCHAR
+);
+CREATE TABLE audio_features (
+    track_id BIGINT NOT NULL,
+    tempo FLOAT,
+    key TINYINT,
+    mode TINYINT,
+    time_signature TINYINT,
+    loudness FLOAT,
+    energy FLOAT,
+    danceability FLOAT,
+    valence FLOAT
+);
+CREATE TABLE sources (
+    source_file VARCHAR NOT NULL,
+    sha256 VARCHAR NOT NULL,
+    size BIGINT,
+    format VARCHAR,
+    entity VARCHAR,
+    source_name VARCHAR,
+    rows_read BIGINT,
+    rows_accepted BIGINT,
+    rows_quarantined BIGINT,
+    started_at TIMESTAMPTZ,
+    finished_at TIMESTAMPTZ
+);
+CREATE TABLE quarantine (
+    stage VARCHAR NOT NULL,
+    source_file VARCHAR,
+    row_number BIGINT,
+    field VARCHAR,
+    value VARCHAR,
+    reason VARCHAR NOT NULL,
+    quarantined_at TIMESTAMPTZ
+);
+CREATE VIEW genres AS
+    SELECT genre, count(*) AS artists FROM artist_genres GROUP BY genre
+"""),
+]

@@ -1,0 +1,74 @@
+"""Storage helpers that know nothing about music: connections, migrations, stable ids."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+import duckdb
+
+# A stage declares its tables in a module exposing STAGE (a name) and MIGRATIONS: an ordered
+# list of (version, DDL) pairs. Migrations run in order, once each, recorded in meta.
+SCHEMA_MODULES = [
+    "soundkeep.catalog.schema",
+    "soundkeep.audio.schema",
+    "soundkeep.plan.schema",
+    "soundkeep.audio.encode_schema",
+]
+
+META_DDL = "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)"
+
+# Stable 64-bit ids: the first 8 bytes of md5(kind ':' namespace ':' key), as a signed BIGINT
+# (so SQLite and Parquet readers see the same number). Same key, same id, on any machine.
+ID_MACRO = """
+CREATE OR REPLACE MACRO sk_id(kind, ns, k) AS
+  CAST(CAST(('0x' || left(md5(kind || ':' || ns || ':' || k), 16)) AS UBIGINT)::HUGEINT
+       - 9223372036854775808 AS BIGINT)
+"""
+
+
+def stable_id(kind: str, namespace: str, key: str) -> int:
+    """Python twin of the sk_id SQL macro."""
+    digest = hashlib.md5(f"{kind}:{namespace}:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") - 2**63
+
+
+def now() -> datetime:
+    """The current time in UTC (one clock for every stage)."""
+    return datetime.now(UTC)
+
+
+def get_meta(con: duckdb.DuckDBPyConnection, key: str) -> str | None:
+    """Read one meta value."""
+    row = con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+    return None if row is None else str(row[0])
+
+
+def set_meta(con: duckdb.DuckDBPyConnection, key: str, value: str) -> None:
+    """Write one meta value."""
+    con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])
+
+
+def migrate(con: duckdb.DuckDBPyConnection, modules: Iterable[str] = SCHEMA_MODULES) -> None:
+    """Bring every stage's tables to its newest version, each migration in its own transaction."""
+    con.execute(META_DDL)
+    for name in modules:
+        mod = importlib.import_module(name)
+        stage: str = mod.STAGE
+        key = f"schema_version.{stage}"
+        current = int(get_meta(con, key) or 0)
+        for version, ddl in mod.MIGRATIONS:
+            if version <= current:
+                continue
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for stmt in [s for s in ddl.split(";") if s.strip()]:
+                    con.execute(stmt)
+                set_meta(con, key, str(version))
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
+    con.execute(ID_MACRO)

@@ -1,0 +1,1 @@
+"""Packaging: bundles, torrents, manifests, releases."""

@@ -1,0 +1,1 @@
+"""The plan stage: listen share, priority, tiers under a budget, rights, phases."""
