@@ -64,8 +64,7 @@ def migrate(con: duckdb.DuckDBPyConnection, modules: Iterable[str] = SCHEMA_MODU
                 continue
             con.execute("BEGIN TRANSACTION")
             try:
-                for stmt in [s for s in ddl.split(";") if s.strip()]:
-                    con.execute(stmt)
+                con.execute(ddl)
                 set_meta(con, key, str(version))
                 con.execute("COMMIT")
             except Exception:

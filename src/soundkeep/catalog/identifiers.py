@@ -1,0 +1,82 @@
+"""Music identifiers: ISRC (ISO 3901), UPC-A / EAN-13 (GTIN check digit), MusicBrainz ids.
+
+Each check exists twice: in Python (for single values and tests) and as SQL (for batches of
+millions of rows in DuckDB). Tests hold the two to the same answers.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+_ISRC = re.compile(r"^[A-Z]{2}[A-Z0-9]{3}[0-9]{2}[0-9]{5}$")
+_STRIP = re.compile(r"[\s\-]")
+
+
+def normalize_isrc(value: str) -> str:
+    """Strip spaces and hyphens and upper-case: 'us-rc1 76 07839' -> 'USRC17607839'."""
+    return _STRIP.sub("", value).upper()
+
+
+def is_valid_isrc(value: str) -> bool:
+    """True for a normalised ISRC: 2-letter country, 3 alphanumeric registrant, 2+5 digits."""
+    return bool(_ISRC.match(value))
+
+
+def gtin_check_digit(body: str) -> int:
+    """The GTIN check digit for the digits before it (weights 3,1,3,... from the right)."""
+    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
+    return (10 - total % 10) % 10
+
+
+def normalize_upc(value: str) -> str:
+    """Strip spaces and hyphens from a barcode."""
+    return _STRIP.sub("", value)
+
+
+def is_valid_upc(value: str) -> bool:
+    """True for a UPC-A (12 digits) or EAN-13 (13 digits) whose check digit is right."""
+    if len(value) not in (12, 13) or not value.isascii() or not value.isdigit():
+        return False
+    return gtin_check_digit(value[:-1]) == int(value[-1])
+
+
+def is_valid_mbid(value: str) -> bool:
+    """True for a MusicBrainz id: a UUID in its canonical lower-case 8-4-4-4-12 form."""
+    try:
+        return str(uuid.UUID(value)) == value.lower() and len(value) == 36
+    except ValueError:
+        return False
+
+
+# SQL twins. {x} is a VARCHAR expression; each returns the normalised value or NULL-safe bool.
+
+def sql_normalize_isrc(x: str) -> str:
+    """SQL expression normalising an ISRC like normalize_isrc."""
+    return f"upper(regexp_replace({x}, '[\\s\\-]', '', 'g'))"
+
+
+def sql_is_valid_isrc(x: str) -> str:
+    """SQL boolean: the (normalised) expression is a valid ISRC."""
+    return f"regexp_full_match({x}, '[A-Z]{{2}}[A-Z0-9]{{3}}[0-9]{{2}}[0-9]{{5}}')"
+
+
+def sql_normalize_upc(x: str) -> str:
+    """SQL expression stripping spaces and hyphens from a barcode."""
+    return f"regexp_replace({x}, '[\\s\\-]', '', 'g')"
+
+
+def sql_is_valid_upc(x: str) -> str:
+    """SQL boolean: a 12 or 13 digit barcode whose GTIN check digit is right."""
+    # Left-pad UPC-A to 13 digits (an EAN-13 with a leading 0); then weights 1,3,1,...,1 over
+    # all 13 digits sum to a multiple of 10 exactly when the check digit is right.
+    padded = f"lpad({x}, 13, '0')"
+    weighted = (f"list_sum(list_transform(range(13), lambda i: (ascii(substr({padded}, i + 1, 1)) - 48)"
+                f" * CASE WHEN i % 2 = 0 THEN 1 ELSE 3 END))")
+    return (f"(regexp_full_match({x}, '[0-9]{{12,13}}') AND {weighted} % 10 = 0)")
+
+
+def sql_is_valid_mbid(x: str) -> str:
+    """SQL boolean: a canonical lower-case UUID."""
+    return (f"regexp_full_match({x}, "
+            f"'[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}')")

@@ -1,0 +1,552 @@
+"""Ingest: readers -> Arrow batches -> validated in DuckDB -> catalog tables (or quarantine).
+
+One source file is one transaction: killed at any moment, the catalog keeps nothing of it and
+the next run starts that file again; a file whose bytes were already ingested is skipped, so
+running the same ingest twice changes nothing. Rows are validated as sets in SQL; a refused row
+goes to the quarantine table with its file, row, field, value and reason, and every file's
+summary holds rows read = accepted + quarantined.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from soundkeep.archive import Archive, rights_sql
+from soundkeep.catalog import identifiers as ids
+from soundkeep.catalog.fields import ENTITIES, FEATURE_NAMES, RIGHTS_CC_PATTERN, RIGHTS_FIXED, Field
+from soundkeep.catalog.mapping import Mapping, load_mapping, normalize_entity
+from soundkeep.catalog.readers import Opened, open_source
+from soundkeep.db import now
+from soundkeep.errors import InputError, SoundkeepError
+
+ENTITY_ORDER = ("artists", "releases", "tracks")
+Progress = Callable[[str, int, int | None], None]  # (file, done, total) in rows or bytes
+
+
+@dataclass
+class IngestResult:
+    """What happened to one source file."""
+
+    file: str
+    format: str = ""
+    entity: str = ""
+    source: str = ""
+    rows_read: int = 0
+    rows_accepted: int = 0
+    rows_quarantined: int = 0
+    skipped: bool = False
+    error: str | None = None
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        """Plain data for --json."""
+        return asdict(self)
+
+
+def expand(paths: Iterable[Path]) -> list[Path]:
+    """Files to ingest: directories expand to their files, artists before releases before tracks."""
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files = [f for f in sorted(p.iterdir()) if f.is_file() and not f.name.startswith(".")
+                     and not f.name.endswith(".tmp")]
+            files.sort(key=lambda f: (_entity_rank(f), f.name))
+            out.extend(files)
+        elif p.exists():
+            out.append(p)
+        else:
+            raise InputError("no such file or directory", file=str(p))
+    return out
+
+
+def _entity_rank(path: Path) -> int:
+    stem = path.name.split(".")[0].lower()
+    for i, name in enumerate(ENTITY_ORDER):
+        if stem.startswith(name) or stem.startswith(name[:-1]):
+            return i
+    return len(ENTITY_ORDER)
+
+
+def sha256_file(path: Path) -> str:
+    """The sha256 of a file, read once in large blocks."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 22):
+            h.update(block)
+    return h.hexdigest()
+
+
+def ingest_paths(arch: Archive, paths: Iterable[Path], *, fmt: str | None = None,
+                 mapping_path: Path | None = None, source: str | None = None,
+                 entity: str | None = None, table: str | None = None,
+                 encoding: str = "utf-8", on_progress: Progress | None = None
+                 ) -> list[IngestResult]:
+    """Ingest files and directories; a refused file is reported in its result, not raised."""
+    mapping = load_mapping(mapping_path) if mapping_path else Mapping()
+    if entity:
+        mapping.entity = normalize_entity(entity, "--entity")
+    results = []
+    for path in expand(paths):
+        try:
+            results.append(ingest_file(arch, path, fmt=fmt, mapping=mapping, source=source,
+                                       table=table, encoding=encoding, on_progress=on_progress))
+        except InputError as exc:
+            _record_refusal(arch.con, path, exc)
+            results.append(IngestResult(file=str(path), error=exc.one_line()))
+    return results
+
+
+def _record_refusal(con: duckdb.DuckDBPyConnection, path: Path, exc: InputError) -> None:
+    """A refused file is recorded once (per reason) in quarantine; the catalog is unchanged."""
+    reason = exc.message + (f"; expected {exc.expected}" if exc.expected else "")
+    con.execute(
+        "INSERT INTO quarantine SELECT 'ingest', ?, ?, NULL, NULL, ?, ? "
+        "WHERE NOT EXISTS (SELECT 1 FROM quarantine WHERE stage = 'ingest' AND source_file = ? "
+        "AND row_number IS NOT DISTINCT FROM ? AND field IS NULL AND reason = ?)",
+        [str(path), exc.row, reason, now(), str(path), exc.row, reason])
+
+
+def ingest_file(arch: Archive, path: Path, *, fmt: str | None = None,
+                mapping: Mapping | None = None, source: str | None = None,
+                table: str | None = None, encoding: str = "utf-8",
+                on_progress: Progress | None = None) -> IngestResult:
+    """Ingest one file in one transaction; raises InputError when the file is refused whole."""
+    t0 = time.perf_counter()
+    mapping = mapping or Mapping()
+    con = arch.con
+    batch_rows = arch.settings.typed("ingest.batch_rows", int, 1)
+    opened = open_source(path, fmt, batch_rows=batch_rows, encoding=encoding,
+                         table=table or mapping.table)
+    entity = mapping.entity or _entity_of(opened)
+    namespace = source or mapping.source or opened.metadata.get("soundkeep.source") or \
+        path.name.split(".")[0]
+    digest = sha256_file(path)
+    res = IngestResult(file=str(path.resolve()), format=opened.fmt, entity=entity,
+                       source=namespace)
+    done = con.execute(
+        "SELECT rows_read, rows_accepted, rows_quarantined FROM sources WHERE sha256 = ? "
+        "AND entity = ? AND source_name = ?", [digest, entity, namespace]).fetchone()
+    if done is not None:
+        res.rows_read, res.rows_accepted, res.rows_quarantined = (int(x) for x in done)
+        res.skipped = True
+        return res
+
+    ctx = _Context(arch, res, mapping, namespace, opened)
+    seen_before = con.execute("SELECT count(*) FROM sources WHERE source_name = ?",
+                              [namespace]).fetchone()
+    ctx.upsert = bool(seen_before and seen_before[0])
+    started = now()
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for i, batch in enumerate(opened.batches):
+            if batch.num_rows == 0:
+                continue
+            ctx.upsert = ctx.upsert or i > 0
+            ctx.load(batch)
+            if on_progress:
+                if opened.position is not None:
+                    on_progress(str(path), opened.position(), opened.size)
+                else:
+                    on_progress(str(path), res.rows_read, opened.total_rows)
+        con.execute("INSERT INTO sources VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [res.file, digest, opened.size, opened.fmt, entity, namespace,
+                     res.rows_read, res.rows_accepted, res.rows_quarantined, started, now()])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        for name in ("v", "names", "albums", "albums_known"):
+            con.execute(f"DROP TABLE IF EXISTS temp.{name}")
+    res.seconds = round(time.perf_counter() - t0, 3)
+    return res
+
+
+def _entity_of(opened: Opened) -> str:
+    meta = opened.metadata.get("soundkeep.entity")
+    if meta:
+        return normalize_entity(meta, "soundkeep.entity")
+    stem = opened.path.name.split(".")[0].lower()
+    for name in ENTITY_ORDER:
+        if stem.startswith(name[:-1]):
+            return name
+    if opened.metadata.get("table"):
+        from soundkeep.catalog.fields import ENTITY_ALIASES
+
+        return ENTITY_ALIASES.get(opened.metadata["table"].lower(), "tracks")
+    return "tracks"
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+class _Context:
+    """Turns one file's batches into catalog rows: builds the SQL once, runs it per batch."""
+
+    def __init__(self, arch: Archive, res: IngestResult, mapping: Mapping, namespace: str,
+                 opened: Opened) -> None:
+        self.arch = arch
+        self.con = arch.con
+        self.res = res
+        self.mapping = mapping
+        self.ns = _lit(namespace)
+        self.file = _lit(res.file)
+        self.fields = ENTITIES[res.entity]
+        self.max_chars = arch.settings.typed("ingest.max_field_chars", int, 1)
+        self.sep = _lit(mapping.list_separator)
+        self.upsert = False
+        self.validated_sql: str | None = None
+        self.present: set[str] = set()
+
+    # -- building the validation query (once per file, from the first batch's schema) --------
+
+    def _raw_expr(self, f: Field, schema: pa.Schema) -> tuple[str | None, pa.DataType | None]:
+        if "_line" in schema.names:  # JSON Lines: extract with JSON paths
+            path = self.mapping.fields.get(f.name)
+            if path:
+                jp = _lit("$." + path)
+                return f"json_extract_string(_line, {jp})", (
+                    pa.list_(pa.string()) if "[*]" in path else None)
+            alts = [f"json_extract_string(_line, {_lit('$.' + _q(n))})" for n in f.names]
+            return "coalesce(" + ", ".join(alts) + ")", None
+        lower = {n.lower(): n for n in schema.names if not n.startswith("_")}
+        path = self.mapping.fields.get(f.name)
+        if path:
+            if path in schema.names:
+                return _q(path), schema.field(path).type
+            head, *rest = path.split(".")
+            if head.split("[")[0] not in schema.names:
+                raise SoundkeepError("mapped column not in the file", file=self.res.file,
+                                     field=f"fields.{f.name}", value=path,
+                                     expected="one of " + ", ".join(schema.names))
+            parts = []
+            for part in [head, *rest]:
+                name, _, idx = part.partition("[")
+                parts.append(_q(name) + (f"[{int(idx.rstrip(']')) + 1}]" if idx else ""))
+            return ".".join(parts), None
+        for n in f.names:
+            if n.lower() in lower:
+                col = lower[n.lower()]
+                return _q(col), schema.field(col).type
+        return None, None
+
+    def _typed(self, f: Field, raw: str, arrow: pa.DataType | None) -> str:
+        is_text = arrow is None or pa.types.is_string(arrow) or pa.types.is_large_string(arrow)
+        s = f"CAST({raw} AS VARCHAR)"
+        if f.kind in ("key", "text"):
+            return f"nullif(trim({s}), '')" if is_text else s
+        if f.kind == "int":
+            return f"TRY_CAST(trim({s}) AS BIGINT)" if is_text else f"TRY_CAST({raw} AS BIGINT)"
+        if f.kind == "float":
+            v = f"TRY_CAST(trim({s}) AS DOUBLE)" if is_text else f"TRY_CAST({raw} AS DOUBLE)"
+            return f"CASE WHEN isfinite({v}) THEN {v} END"
+        if f.kind == "bool":
+            if arrow is not None and pa.types.is_boolean(arrow):
+                return raw
+            low = f"lower(trim({s}))"
+            return (f"CASE WHEN {low} IN ('true','t','1','yes','y') THEN TRUE "
+                    f"WHEN {low} IN ('false','f','0','no','n') THEN FALSE END")
+        if f.kind == "list":
+            if arrow is not None and (pa.types.is_list(arrow) or pa.types.is_large_list(arrow)):
+                return (f"list_filter(list_transform(CAST({raw} AS VARCHAR[]), lambda x: trim(x)),"
+                        f" lambda x: x IS NOT NULL AND x <> '')")
+            split = f"string_split({s}, {self.sep})"
+            if arrow is None and "_line" in self.present:
+                # A JSON value may be an array or a separated string.
+                split = (f"CASE WHEN starts_with(ltrim({s}), '[') "
+                         f"THEN CAST(json_extract_string({s}, '$[*]') AS VARCHAR[]) "
+                         f"ELSE string_split({s}, {self.sep}) END")
+            return (f"list_filter(list_transform({split}, lambda x: trim(x)), "
+                    f"lambda x: x IS NOT NULL AND x <> '')")
+        if f.kind == "isrc":
+            return f"nullif({ids.sql_normalize_isrc(s)}, '')"
+        if f.kind == "upc":
+            return f"nullif({ids.sql_normalize_upc(s)}, '')"
+        if f.kind == "date":
+            return f"nullif(trim({s}), '')"
+        if f.kind == "rights":
+            return f"coalesce(nullif(trim({s}), ''), 'unknown')"
+        raise AssertionError(f.kind)
+
+    def _checks(self, f: Field, raw: str) -> list[tuple[str, str]]:
+        """(condition, reason) pairs for one field; the first that holds quarantines the row."""
+        n = f.name
+        out: list[tuple[str, str]] = []
+        if f.required:
+            out.append((f"{n} IS NULL", "missing; expected a non-empty value"))
+        if f.kind in ("key", "text"):
+            out.append((f"length({n}) > {self.max_chars}",
+                        f"longer than {self.max_chars} characters"))
+        elif f.kind in ("int", "float"):
+            what = "a whole number" if f.kind == "int" else "a finite number"
+            out.append((f"{raw} IS NOT NULL AND {n} IS NULL", f"not {what}"))
+            rng = []
+            if f.lo is not None:
+                rng.append(f"{n} < {f.lo}")
+            if f.hi is not None:
+                rng.append(f"{n} > {f.hi}")
+            if rng:
+                lo = "" if f.lo is None else f"{f.lo:g}"
+                hi = "" if f.hi is None else f"{f.hi:g}"
+                desc = f"between {lo} and {hi}" if lo and hi else (f">= {lo}" if lo else f"<= {hi}")
+                out.append((" OR ".join(rng), f"out of range; expected {what} {desc}"))
+        elif f.kind == "bool":
+            out.append((f"{raw} IS NOT NULL AND {n} IS NULL", "not a boolean; expected true/false"))
+        elif f.kind == "list":
+            out.append((f"list_max(list_transform({n}, lambda x: length(x))) > {self.max_chars}",
+                        f"an element is longer than {self.max_chars} characters"))
+        elif f.kind == "isrc":
+            out.append((f"{n} IS NOT NULL AND NOT {ids.sql_is_valid_isrc(n)}",
+                        "not a valid ISRC; expected CC-XXX-YY-NNNNN (ISO 3901)"))
+        elif f.kind == "upc":
+            out.append((f"{n} IS NOT NULL AND NOT {ids.sql_is_valid_upc(n)}",
+                        "not a valid UPC-A/EAN-13; expected 12 or 13 digits with a right check "
+                        "digit"))
+        elif f.kind == "date":
+            out.append((f"{n} IS NOT NULL AND {_date_sql(n)} IS NULL",
+                        "not a date; expected YYYY, YYYY-MM or YYYY-MM-DD"))
+        elif f.kind == "rights":
+            fixed = ", ".join(_lit(r) for r in RIGHTS_FIXED)
+            out.append((f"NOT ({n} IN ({fixed}) OR regexp_full_match({n}, "
+                        f"{_lit(RIGHTS_CC_PATTERN)}))",
+                        "unknown rights status; expected public_domain, a Creative Commons id "
+                        "like CC-BY-4.0, licensed_by_rightsholder, all_rights_reserved or "
+                        "unknown"))
+        return out
+
+    def _build(self, schema: pa.Schema) -> str:
+        self.present = set(schema.names)
+        raw_cols = ["_row"]
+        typed_cols = ["_row"]
+        checks: list[tuple[str, str, str, str]] = []  # (cond, field, value, reason)
+        if "_invalid" in schema.names:
+            raw_cols += ["_invalid", "_raw"]
+            typed_cols += ["_invalid", "_raw"]
+            checks.append(("_invalid IS NOT NULL", "", "_raw", "_invalid"))
+        if "_line" in schema.names:
+            raw_cols.append("_line")
+            typed_cols.append("_line")
+            checks.append(("NOT json_valid(_line)", "", "_line", "'not valid JSON'"))
+            checks.append(("json_type(_line) <> 'OBJECT'", "", "_line",
+                           "'expected a JSON object on each line'"))
+        for f in self.fields:
+            raw, arrow = self._raw_expr(f, schema)
+            if raw is None:
+                if f.kind == "rights":
+                    typed_cols.append(f"'unknown' AS {f.name}")
+                elif f.kind == "list":
+                    typed_cols.append(f"CAST([] AS VARCHAR[]) AS {f.name}")
+                else:
+                    typed_cols.append(f"NULL AS {f.name}")
+                continue
+            self.present.add(f.name)
+            rname = f"r__{f.name}"
+            raw_cols.append(f"{raw} AS {rname}")
+            typed_cols += [rname, f"{self._typed(f, rname, arrow)} AS {f.name}"]
+            for cond, reason in self._checks(f, rname):
+                checks.append((cond, _lit(f.name), f"CAST({rname} AS VARCHAR)", _lit(reason)))
+        for f in self.fields:  # required fields absent from the file entirely
+            if f.required and f.name not in self.present:
+                raise InputError(f"no column for the required field {f.name!r}",
+                                 file=self.res.file,
+                                 expected="a column named " + " or ".join(f.names)
+                                 + " (or a mapping file)")
+        idx = "CASE " + " ".join(f"WHEN {c} THEN {i + 1}" for i, (c, *_r) in
+                                 enumerate(checks)) + " END" if checks else "NULL"
+        fields_l = "[" + ", ".join(c[1] or "NULL" for c in checks) + "]"
+        reasons_l = "[" + ", ".join(c[3] for c in checks) + "]"
+        values = ("CASE q_idx " + " ".join(f"WHEN {i + 1} THEN {c[2]}" for i, c in
+                                           enumerate(checks)) + " END") if checks else "NULL"
+        return f"""
+            WITH t AS (SELECT {", ".join(raw_cols)} FROM raw),
+                 s AS (SELECT {", ".join(typed_cols)} FROM t),
+                 c AS (SELECT *, {idx} AS q_idx FROM s)
+            SELECT *,
+                   CAST({fields_l}[q_idx] AS VARCHAR) AS q_field,
+                   CAST({reasons_l}[q_idx] AS VARCHAR) AS q_reason,
+                   left({values}, 200) AS q_value
+            FROM c"""
+
+    # -- per batch ------------------------------------------------------------------------
+
+    def load(self, batch: pa.RecordBatch) -> None:
+        """Validate one batch, quarantine its bad rows, write its good rows."""
+        con = self.con
+        if self.validated_sql is None or (
+                "_invalid" in batch.schema.names) != ("_invalid" in self.present):
+            self.validated_sql = self._build(batch.schema)
+        con.register("raw", batch)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE v AS {self.validated_sql}")
+        con.unregister("raw")
+        n_read, n_bad = con.execute(
+            "SELECT count(*), count(q_idx) FROM v").fetchone() or (0, 0)
+        con.execute(
+            f"INSERT INTO quarantine SELECT 'ingest', {self.file}, _row, q_field, q_value, "
+            f"q_reason, now() FROM v WHERE q_idx IS NOT NULL")
+        con.execute("DELETE FROM v WHERE q_idx IS NOT NULL")
+        getattr(self, f"_load_{self.res.entity}")()
+        self.res.rows_read += int(n_read)
+        self.res.rows_quarantined += int(n_bad)
+        self.res.rows_accepted += int(n_read) - int(n_bad)
+
+    def _prov(self, key: str) -> str:
+        return f"{self.ns}, {self.file}, _row, {key}, now()"
+
+    def _key(self, content: str) -> str:
+        """The source's own id, or a hash of the row's content when the source has none."""
+        return f"coalesce(id, md5({content}))"
+
+    def _resolve_artists(self) -> None:
+        """names(_row, pos, artist_id): source ids, or artists found or created by name."""
+        con = self.con
+        if "artist_ids" in self.present:
+            con.execute(f"""CREATE OR REPLACE TEMP TABLE names AS
+                SELECT _row, generate_subscripts(artist_ids, 1) AS pos,
+                       sk_id('artist', {self.ns}, unnest(artist_ids)) AS artist_id, NULL AS name
+                FROM v""")
+            return
+        if "artists" not in self.present:
+            con.execute("CREATE OR REPLACE TEMP TABLE names AS SELECT NULL::BIGINT AS _row, "
+                        "NULL::BIGINT AS pos, NULL::BIGINT AS artist_id, NULL AS name "
+                        "WHERE FALSE")
+            return
+        con.execute("""CREATE OR REPLACE TEMP TABLE names AS
+            WITH n AS (SELECT _row, generate_subscripts(artists, 1) AS pos, unnest(artists) AS name
+                       FROM v),
+                 known AS (SELECT lower(a.name) AS lname,
+                                  arg_max(a.artist_id, coalesce(a.popularity, -1)) AS artist_id
+                           FROM artists a
+                           WHERE lower(a.name) IN (SELECT DISTINCT lower(name) FROM n)
+                           GROUP BY 1)
+            SELECT n._row, n.pos, coalesce(k.artist_id, sk_id('artist', 'name', lower(n.name)))
+                   AS artist_id, n.name
+            FROM n LEFT JOIN known k ON lower(n.name) = k.lname""")
+        con.execute(f"""INSERT INTO artists (artist_id, name, source_name, source_file, source_row,
+                            source_key, ingested_at)
+            SELECT artist_id, arg_min(name, _row), 'name', {self.file}, min(_row),
+                   lower(arg_min(name, _row)), now()
+            FROM names WHERE artist_id NOT IN (SELECT artist_id FROM artists)
+            GROUP BY artist_id""")
+
+    def _delete_existing(self, table: str, column: str, ids_sql: str) -> None:
+        if self.upsert:
+            self.con.execute(f"DELETE FROM {table} WHERE {column} IN ({ids_sql})")
+
+    def _load_tracks(self) -> None:
+        con = self.con
+        content = ("concat_ws('|', title, array_to_string(artists, ';'), album, isrc, "
+                   "CAST(duration_ms AS VARCHAR))")
+        con.execute("ALTER TABLE v ADD COLUMN track_id BIGINT")
+        con.execute(f"UPDATE v SET track_id = sk_id('track', {self.ns}, {self._key(content)})")
+        # Later rows of one batch win over earlier rows with the same id (like later batches).
+        con.execute("""DELETE FROM v WHERE _row NOT IN (
+                         SELECT max(_row) FROM v GROUP BY track_id)""")
+        self._resolve_artists()
+        self._resolve_release()
+        self._delete_existing("tracks", "track_id", "SELECT track_id FROM v")
+        self._delete_existing("track_artists", "track_id", "SELECT track_id FROM v")
+        self._delete_existing("audio_features", "track_id", "SELECT track_id FROM v")
+        rights = rights_sql(self.arch.settings, "rights_status")
+        con.execute(f"""INSERT INTO tracks
+            SELECT track_id, title, rel_id, disc_number, track_number, duration_ms, explicit,
+                   isrc, popularity, listens, rights_status, {rights},
+                   {self._prov(self._key(content))}
+            FROM v""")
+        con.execute("""INSERT INTO track_artists
+            SELECT v.track_id, n.artist_id, n.pos, NULL FROM names n JOIN v USING (_row)""")
+        feats = [f for f in FEATURE_NAMES if f in self.present]
+        if feats:
+            cols = ", ".join(f if f in feats else f"NULL AS {f}" for f in FEATURE_NAMES)
+            anyf = " OR ".join(f"{f} IS NOT NULL" for f in feats)
+            con.execute(f"INSERT INTO audio_features SELECT track_id, {cols} FROM v WHERE {anyf}")
+
+    def _resolve_release(self) -> None:
+        """rel_id on v: the source's release id, or a release found or created by album name."""
+        con = self.con
+        con.execute("ALTER TABLE v ADD COLUMN rel_id BIGINT")
+        if "release_id" in self.present:
+            con.execute(f"UPDATE v SET rel_id = sk_id('release', {self.ns}, release_id) "
+                        f"WHERE release_id IS NOT NULL")
+        if "album" not in self.present:
+            return
+        con.execute("""CREATE OR REPLACE TEMP TABLE albums AS
+            SELECT v._row, v.album, lower(v.album) AS ltitle, n.artist_id AS first_artist
+            FROM v LEFT JOIN names n ON n._row = v._row AND n.pos = 1
+            WHERE v.rel_id IS NULL AND v.album IS NOT NULL""")
+        con.execute("""CREATE OR REPLACE TEMP TABLE albums_known AS
+            SELECT lower(r.title) AS ltitle, ra.artist_id AS first_artist,
+                   min(r.release_id) AS release_id
+            FROM releases r LEFT JOIN release_artists ra
+                 ON ra.release_id = r.release_id AND ra.position = 1
+            WHERE lower(r.title) IN (SELECT DISTINCT ltitle FROM albums)
+            GROUP BY 1, 2""")
+        con.execute("""ALTER TABLE albums ADD COLUMN release_id BIGINT""")
+        con.execute("""UPDATE albums SET release_id = coalesce(
+            (SELECT k.release_id FROM albums_known k WHERE k.ltitle = albums.ltitle
+               AND k.first_artist IS NOT DISTINCT FROM albums.first_artist),
+            sk_id('release', 'name', ltitle || '|' || coalesce(CAST(first_artist AS VARCHAR), '')))
+        """)
+        con.execute(f"""INSERT INTO releases (release_id, title, source_name, source_file,
+                            source_row, source_key, ingested_at)
+            SELECT release_id, arg_min(album, _row), 'name', {self.file}, min(_row),
+                   arg_min(ltitle, _row), now()
+            FROM albums WHERE release_id NOT IN (SELECT release_id FROM releases)
+            GROUP BY release_id""")
+        con.execute("""INSERT INTO release_artists
+            SELECT release_id, any_value(first_artist), 1 FROM albums
+            WHERE first_artist IS NOT NULL
+              AND release_id NOT IN (SELECT release_id FROM release_artists)
+            GROUP BY release_id""")
+        con.execute("UPDATE v SET rel_id = a.release_id FROM albums a WHERE a._row = v._row")
+
+    def _load_releases(self) -> None:
+        con = self.con
+        content = "concat_ws('|', title, array_to_string(artists, ';'), upc)"
+        con.execute("ALTER TABLE v ADD COLUMN rel_id BIGINT")
+        con.execute(f"UPDATE v SET rel_id = sk_id('release', {self.ns}, {self._key(content)})")
+        con.execute("DELETE FROM v WHERE _row NOT IN (SELECT max(_row) FROM v GROUP BY rel_id)")
+        self._resolve_artists()
+        self._delete_existing("releases", "release_id", "SELECT rel_id FROM v")
+        self._delete_existing("release_artists", "release_id", "SELECT rel_id FROM v")
+        con.execute(f"""INSERT INTO releases
+            SELECT rel_id, title, lower(release_type), upc, label, copyright_c, copyright_p,
+                   {_date_sql("release_date")},
+                   CASE length(release_date) WHEN 4 THEN 'year' WHEN 7 THEN 'month'
+                        ELSE CASE WHEN release_date IS NOT NULL THEN 'day' END END,
+                   total_tracks, popularity, {self._prov(self._key(content))}
+            FROM v""")
+        con.execute("""INSERT INTO release_artists
+            SELECT v.rel_id, n.artist_id, n.pos FROM names n JOIN v USING (_row)""")
+
+    def _load_artists(self) -> None:
+        con = self.con
+        con.execute("ALTER TABLE v ADD COLUMN a_id BIGINT")
+        con.execute(f"UPDATE v SET a_id = sk_id('artist', {self.ns}, {self._key('name')})")
+        con.execute("DELETE FROM v WHERE _row NOT IN (SELECT max(_row) FROM v GROUP BY a_id)")
+        self._delete_existing("artists", "artist_id", "SELECT a_id FROM v")
+        self._delete_existing("artist_genres", "artist_id", "SELECT a_id FROM v")
+        con.execute(f"""INSERT INTO artists
+            SELECT a_id, name, followers, popularity, {self._prov(self._key('name'))} FROM v""")
+        con.execute("""INSERT INTO artist_genres
+            SELECT a_id, lower(unnest(genres)) FROM v""")
+
+
+def _date_sql(x: str) -> str:
+    """SQL: a release date written at year, month or day precision, as a DATE (else NULL)."""
+    return (f"CASE WHEN regexp_full_match({x}, '[0-9]{{4}}') THEN TRY_CAST({x} || '-01-01' AS DATE)"
+            f" WHEN regexp_full_match({x}, '[0-9]{{4}}-[0-9]{{2}}') "
+            f"THEN TRY_CAST({x} || '-01' AS DATE)"
+            f" WHEN regexp_full_match({x}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}([ T].*)?') "
+            f"THEN TRY_CAST(left({x}, 10) AS DATE) END")

@@ -1,0 +1,169 @@
+"""Tiers under a budget: a multiple-choice knapsack solved by the convex-hull greedy.
+
+Each track i may take one of its tier options k, costing bytes b[i,k] and preserving value
+v[i,k] = weight_k * listens_i. The option without audio costs 0 and is worth 0. Maximise the
+total value within the byte budget.
+
+Algorithm (Sinha & Zoltners, 1979): per track, keep only the options on the upper concave hull
+of its (bytes, value) points, starting at (0, 0); an option under the hull is never worth
+taking. Walking a hull gives increments (d_bytes, d_value) of strictly falling efficiency
+d_value / d_bytes. Take increments across all tracks in order of efficiency (ties: by rank,
+then step) while they fit; stop at the first that does not (the critical increment).
+
+The increments taken solve the LP relaxation exactly except for a fraction of the critical
+increment, so greedy <= OPT <= LP = greedy + (left over / d_bytes_c) * d_value_c, which is
+within one increment of one track of the integer optimum. The order is found by weighted
+selection (repeated median partitions, O(n)) rather than a full sort; only ties at the cut-off
+are sorted. A larger budget only extends the taken prefix, so for every increment there is one
+budget from which it is taken (budget_to_take), which is what `plan explain` reports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Below this many candidates the selection sorts what is left.
+_SORT_BELOW = 1 << 16
+
+
+@dataclass
+class Increments:
+    """Every track's hull increments, flattened in (row, step) order."""
+
+    row: np.ndarray       # int64 row of the track
+    step: np.ndarray      # int64 step on the track's hull (1 = first audio option)
+    d_bytes: np.ndarray   # int64
+    d_value: np.ndarray   # float64
+    eff: np.ndarray       # float64 d_value / d_bytes
+    option: np.ndarray    # int64 option index reached by this increment
+    n_rows: int
+
+
+@dataclass
+class Choice:
+    """The solution: the option of every row and how close to optimal it is."""
+
+    option: np.ndarray            # int64 per row; -1 = the empty option
+    taken: np.ndarray             # bool per increment
+    bytes_used: int
+    objective: float
+    lp_bound: float               # upper bound on the integer optimum
+    cutoff_eff: float | None      # efficiency of the critical increment (None: all taken)
+    critical: int | None          # index of the critical increment
+
+
+def hull_increments(b: np.ndarray, v: np.ndarray, valid: np.ndarray) -> Increments:
+    """Hull increments of every row from options b (int bytes), v (value), valid: all (N, A)."""
+    n, a = b.shape
+    bf = np.where(valid, b.astype(np.float64), np.inf)
+    vf = np.where(valid, v.astype(np.float64), -np.inf)
+    opt = np.broadcast_to(np.arange(a, dtype=np.int64), (n, a)).copy()
+    # Sort each row's options by bytes ascending, value descending (a sorting network: A is
+    # the number of audio tiers, a handful).
+    for i in range(a):
+        for j in range(a - 1 - i):
+            x, y = j, j + 1
+            swap = (bf[:, x] > bf[:, y]) | ((bf[:, x] == bf[:, y]) & (vf[:, x] < vf[:, y]))
+            if swap.any():
+                for arr in (bf, vf, opt):
+                    arr[swap, x], arr[swap, y] = arr[swap, y], arr[swap, x].copy()
+    # Upper hull from the origin (the empty option), a stack per row.
+    sb = np.zeros((n, a + 1))
+    sv = np.zeros((n, a + 1))
+    so = np.full((n, a + 1), -1, dtype=np.int64)
+    size = np.ones(n, dtype=np.int64)
+    rows = np.arange(n)
+    for k in range(a):
+        pb, pv, po = bf[:, k], vf[:, k], opt[:, k]
+        top = size - 1
+        # Dominated: no more value than the best option so far, for at least as many bytes.
+        ok = np.isfinite(pb) & (pv > sv[rows, top])
+        for _ in range(a):
+            can = ok & (size >= 2)
+            if not can.any():
+                break
+            i0 = np.maximum(size - 2, 0)
+            i1 = size - 1
+            b0, v0 = sb[rows, i0], sv[rows, i0]
+            b1, v1 = sb[rows, i1], sv[rows, i1]
+            # Pop the top while it is not strictly above the segment to the new point.
+            pop = can & ((v1 - v0) * (pb - b1) <= (pv - v1) * (b1 - b0))
+            if not pop.any():
+                break
+            size = size - pop
+        idx = np.where(ok, size, 0)
+        sel = np.flatnonzero(ok)
+        sb[sel, idx[sel]] = pb[sel]
+        sv[sel, idx[sel]] = pv[sel]
+        so[sel, idx[sel]] = po[sel]
+        size = size + ok
+    steps = np.arange(1, a + 1)
+    mask = steps[None, :] < size[:, None]
+    r, c = np.nonzero(mask)
+    step = c + 1
+    d_bytes = np.rint(sb[r, step] - sb[r, c]).astype(np.int64)
+    d_value = sv[r, step] - sv[r, c]
+    return Increments(row=r.astype(np.int64), step=step.astype(np.int64), d_bytes=d_bytes,
+                      d_value=d_value, eff=d_value / d_bytes, option=so[r, step], n_rows=n)
+
+
+def _critical(eff: np.ndarray, d_bytes: np.ndarray, budget: int) -> tuple[int, int]:
+    """The first increment, in (efficiency desc, index) order, whose bytes exceed the budget."""
+    cand = np.arange(len(eff))
+    acc = 0  # bytes of the increments known to come before every candidate
+    while cand.size > _SORT_BELOW:
+        e = eff[cand]
+        mid = cand.size // 2
+        pivot = np.partition(e, mid)[mid]
+        gt = e > pivot
+        s_gt = int(d_bytes[cand[gt]].sum())
+        if acc + s_gt > budget:
+            cand = cand[gt]
+            continue
+        eq = e == pivot
+        s_eq = int(d_bytes[cand[eq]].sum())
+        if acc + s_gt + s_eq > budget:
+            acc += s_gt
+            cand = cand[eq]  # all tied: index order is the order
+            break
+        acc += s_gt + s_eq
+        cand = cand[e < pivot]
+    order = cand[np.lexsort((cand, -eff[cand]))]
+    cum = acc + np.cumsum(d_bytes[order])
+    k = int(np.searchsorted(cum, budget, side="right"))
+    return int(order[k]), int(cum[k] - d_bytes[order[k]])
+
+
+def solve(inc: Increments, budget: int | None) -> Choice:
+    """Choose every row's option: take increments by efficiency while they fit the budget."""
+    total = int(inc.d_bytes.sum())
+    if budget is None or total <= budget:
+        taken = np.ones(len(inc.eff), dtype=bool)
+        crit: int | None = None
+        cutoff: float | None = None
+        used = total
+    else:
+        crit, used = _critical(inc.eff, inc.d_bytes, budget)
+        cutoff = float(inc.eff[crit])
+        idx = np.arange(len(inc.eff))
+        taken = (inc.eff > cutoff) | ((inc.eff == cutoff) & (idx < crit))
+    option = np.full(inc.n_rows, -1, dtype=np.int64)
+    # The last increment taken in a row names its option (a row's taken steps are a prefix).
+    last = taken.copy()
+    last[:-1] &= ~(taken[1:] & (inc.row[1:] == inc.row[:-1]))
+    option[inc.row[last]] = inc.option[last]
+    objective = float(inc.d_value[taken].sum())
+    bound = objective
+    if crit is not None and budget is not None:
+        bound += (budget - used) / float(inc.d_bytes[crit]) * float(inc.d_value[crit])
+    return Choice(option=option, taken=taken, bytes_used=used, objective=objective,
+                  lp_bound=bound, cutoff_eff=cutoff, critical=crit)
+
+
+def budget_to_take(inc: Increments, index: int) -> int:
+    """The smallest budget from which increment `index` is taken (all before it, and itself)."""
+    e = inc.eff[index]
+    before = (inc.eff > e) | ((inc.eff == e) & (np.arange(len(inc.eff)) <= index))
+    return int(inc.d_bytes[before].sum())

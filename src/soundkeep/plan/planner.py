@@ -1,0 +1,263 @@
+"""Make a plan: inputs -> statuses -> tiers under the budget -> phases -> stored with settings."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from soundkeep import db
+from soundkeep.plan import budget as knapsack
+from soundkeep.plan.config import PlanSettings, Tier
+from soundkeep.plan.listens import listens_per_track
+from soundkeep.plan.phases import assign_phases, phase_table
+from soundkeep.plan.priority import Inputs, load_inputs
+
+# Added to every track's listens when valuing it, so that a track nobody listened to still
+# has a (tiny) value: with a budget that fits everything, everything is kept.
+LISTEN_EPSILON = 1e-3
+
+# Statuses that do not depend on the tiers; a kept track's status is planned_<tier>.
+ERROR_ZERO_DURATION = "error_zero_duration"
+SKIPPED_DUPLICATE = "skipped_duplicate_isrc"
+SKIPPED_LOW = "skipped_low_priority"
+METADATA_ONLY = "metadata_only"
+MISSING_AUDIO = "missing_audio"
+DARK = "dark"
+# Statuses of tracks that were never offered to the budget.
+NOT_ELIGIBLE = (ERROR_ZERO_DURATION, SKIPPED_DUPLICATE, SKIPPED_LOW)
+
+
+def statuses(ps: PlanSettings) -> list[str]:
+    """Every status a plan with these settings can give, in a fixed order."""
+    planned = [t.status for t in ps.tiers if t.has_audio]
+    return [*planned, DARK, MISSING_AUDIO, METADATA_ONLY, SKIPPED_DUPLICATE, SKIPPED_LOW,
+            ERROR_ZERO_DURATION]
+
+
+def audio_tiers(ps: PlanSettings) -> list[Tier]:
+    """The tiers that keep audio, in configured order (option k of the knapsack is tier k)."""
+    return [t for t in ps.tiers if t.has_audio]
+
+
+def tier_options(ps: PlanSettings, duration_ms: np.ndarray, held_bytes: np.ndarray,
+                 value_listens: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bytes, value and availability (N, A) of each audio tier for each track.
+
+    'original' costs the held file's size, or duration x its assumed bitrate without one;
+    an encoded tier costs duration x its bitrate. Value = tier weight x listens.
+    """
+    tiers = audio_tiers(ps)
+    n, a = len(duration_ms), len(tiers)
+    b = np.zeros((n, a), dtype=np.int64)
+    valid = np.zeros((n, a), dtype=bool)
+    held = held_bytes > 0
+    for k, t in enumerate(tiers):
+        rate = float(t.bitrate_kbps or 0.0)
+        by_duration = np.rint(duration_ms * (rate / 8.0)).astype(np.int64)
+        if t.codec == "original":
+            b[:, k] = np.where(held, held_bytes, by_duration)
+            valid[:, k] = held | (duration_ms > 0)
+        else:
+            b[:, k] = by_duration
+            valid[:, k] = duration_ms > 0
+    b = np.maximum(b, 1)
+    weights = np.array([t.weight for t in tiers])
+    v = weights[None, :] * (value_listens + LISTEN_EPSILON)[:, None]
+    return b, v, valid
+
+
+@dataclass
+class Computed:
+    """A plan's per-track arrays (rank order) and its summary."""
+
+    inputs: Inputs
+    listens: np.ndarray
+    tier: np.ndarray          # int64 index into ps.tiers
+    status: np.ndarray        # int64 index into statuses(ps)
+    est_bytes: np.ndarray     # int64
+    phase: np.ndarray         # int64, 0 = not distributed
+    duplicate_of: np.ndarray  # int64 track_id, or -1
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def compute(inp: Inputs, ps: PlanSettings) -> Computed:
+    """Decide every track's status, tier, size and phase (no database work)."""
+    n = len(inp)
+    names = statuses(ps)
+    code = {s: i for i, s in enumerate(names)}
+    listens = listens_per_track(inp.listens, inp.has_listens, inp.popularity, inp.secondary,
+                                ps.listens, ps.secondary.maximum)
+    held = inp.held_bytes > 0
+    usable = held | (inp.duration_ms > 0)
+    rep_idx = inp.rep_rank - 1
+    dup = (inp.has_isrc & (rep_idx != np.arange(n))
+           & (inp.popularity <= ps.isrc_dedupe_max_popularity) & usable)
+    low = ((inp.popularity <= 0) & ~inp.has_listens & ~held
+           & (inp.secondary < ps.min_secondary_priority))
+    status = np.full(n, code[METADATA_ONLY], dtype=np.int64)
+    status[low] = code[SKIPPED_LOW]
+    status[dup] = code[SKIPPED_DUPLICATE]
+    status[~usable] = code[ERROR_ZERO_DURATION]
+    eligible = usable & ~dup & ~low
+    # A duplicate's listens are preserved by its representative's file.
+    value_listens = listens + np.bincount(rep_idx[dup], weights=listens[dup], minlength=n)
+
+    rows = np.flatnonzero(eligible)
+    b, v, valid = tier_options(ps, inp.duration_ms[rows], inp.held_bytes[rows],
+                               value_listens[rows])
+    inc = knapsack.hull_increments(b, v, valid)
+    choice = knapsack.solve(inc, ps.budget_bytes)
+
+    tiers = list(ps.tiers)
+    audio = audio_tiers(ps)
+    audio_index = np.array([tiers.index(t) for t in audio], dtype=np.int64)
+    empty = tiers.index(ps.empty_tier)
+    tier = np.full(n, empty, dtype=np.int64)
+    est_bytes = np.zeros(n, dtype=np.int64)
+    chosen = choice.option >= 0
+    kept_rows = rows[chosen]
+    tier[kept_rows] = audio_index[choice.option[chosen]]
+    est_bytes[kept_rows] = b[np.flatnonzero(chosen), choice.option[chosen]]
+
+    has_audio = np.zeros(n, dtype=bool)
+    has_audio[kept_rows] = True
+    planned_code = np.array([code[t.status] for t in audio], dtype=np.int64)
+    status[kept_rows] = planned_code[choice.option[chosen]]
+    status[has_audio & ~inp.distributable] = code[DARK]
+    missing = has_audio & ~held if inp.holdings else np.zeros(n, dtype=bool)
+    status[missing] = code[MISSING_AUDIO]
+    in_phase = has_audio & inp.distributable & ~missing
+    phase = assign_phases(est_bytes, in_phase, ps.bundle_bytes)
+    duplicate_of = np.where(dup, inp.track_id[np.where(dup, rep_idx, 0)], -1)
+
+    comp = Computed(inputs=inp, listens=listens, tier=tier, status=status, est_bytes=est_bytes,
+                    phase=phase, duplicate_of=duplicate_of)
+    comp.summary = _summary(comp, ps, choice, has_audio, dup, rep_idx, in_phase)
+    return comp
+
+
+def _summary(c: Computed, ps: PlanSettings, choice: knapsack.Choice, has_audio: np.ndarray,
+             dup: np.ndarray, rep_idx: np.ndarray, in_phase: np.ndarray) -> dict[str, Any]:
+    inp = c.inputs
+    n = len(inp)
+    names = statuses(ps)
+    counts = np.bincount(c.status, minlength=len(names))
+    tier_tracks = np.bincount(c.tier, minlength=len(ps.tiers))
+    tier_bytes = [int(c.est_bytes[c.tier == i].sum()) for i in range(len(ps.tiers))]
+    total = float(c.listens.sum())
+    # A duplicate's recording is kept when its representative's audio is.
+    kept_rec = has_audio | (dup & has_audio[np.where(dup, rep_idx, 0)])
+    kept_listens = float(c.listens[kept_rec].sum())
+    held = inp.held_bytes > 0
+    eps_total = (total + LISTEN_EPSILON * n) or 1.0
+    summary: dict[str, Any] = {
+        "tracks_total": n,
+        "budget_bytes": ps.budget_bytes,
+        "bytes_planned": int(c.est_bytes.sum()),
+        "counts_by_status": {s: int(counts[i]) for i, s in enumerate(names) if counts[i]},
+        "by_tier": {t.name: {"tracks": int(tier_tracks[i]), "bytes": tier_bytes[i]}
+                    for i, t in enumerate(ps.tiers)},
+        "tracks_kept": int(has_audio.sum()),
+        "tracks_kept_share": float(has_audio.sum() / n) if n else 0.0,
+        "listens_total": total,
+        "listens_kept_share": kept_listens / total if total > 0 else 0.0,
+        # The objective: listens x tier weight (with the epsilon), as a share of all listens.
+        "listens_weighted_share": choice.objective / eps_total,
+        "lp_bound_share": choice.lp_bound / eps_total,
+        "cutoff_listens_per_mb": (None if choice.cutoff_eff is None
+                                  else choice.cutoff_eff * 1e6),
+        "tracks_listens_real": int(inp.has_listens.sum()),
+        "holdings": inp.holdings,
+        "tracks_held": int(held.sum()),
+        "tracks_kept_held": int((has_audio & held).sum()),
+        "dark_tracks_kept": int((has_audio & ~inp.distributable).sum()),
+        "phases": phase_table(c.phase, c.est_bytes, np.arange(1, n + 1), inp.popularity),
+        "distributed_bytes": int(c.est_bytes[in_phase].sum()),
+    }
+    if not inp.holdings:
+        summary["note"] = ("the archive holds no audio yet: tracks planned for audio are "
+                           "not marked missing_audio; scan and link audio, then plan again")
+    return summary
+
+
+@dataclass
+class PlanResult:
+    """What `soundkeep plan` did."""
+
+    plan_id: int
+    reused: bool
+    summary: dict[str, Any]
+
+
+def _settings_json(ps: PlanSettings) -> str:
+    return json.dumps(ps.as_dict(), sort_keys=True)
+
+
+def _plan_table(c: Computed, ps: PlanSettings, plan_id: int) -> pa.Table:
+    inp = c.inputs
+    n = len(inp)
+    names = statuses(ps)
+    tier_names = pa.array([t.name for t in ps.tiers])
+    return pa.table({
+        "plan_id": pa.array(np.full(n, plan_id, dtype=np.int32)),
+        "track_id": pa.array(inp.track_id),
+        "rank": pa.array(np.arange(1, n + 1, dtype=np.int64)),
+        "listens_est": pa.array(c.listens),
+        "listens_real": pa.array(inp.has_listens),
+        "popularity": pa.array(inp.popularity.astype(np.int16)),
+        "priority": pa.array(inp.secondary),
+        "tier": pa.DictionaryArray.from_arrays(pa.array(c.tier.astype(np.int32)), tier_names),
+        "status": pa.DictionaryArray.from_arrays(pa.array(c.status.astype(np.int32)),
+                                                 pa.array(names)),
+        "est_bytes": pa.array(c.est_bytes),
+        "phase": pa.array(c.phase.astype(np.int32), mask=c.phase == 0),
+        "duplicate_of": pa.array(c.duplicate_of, mask=c.duplicate_of == -1),
+        "distributable": pa.array(inp.distributable),
+        "duration_ms": pa.array(inp.duration_ms.astype(np.int32)),
+        "held_bytes": pa.array(inp.held_bytes, mask=inp.held_bytes == 0),
+        "sha256": inp.sha256,
+    })
+
+
+def make_plan(con: duckdb.DuckDBPyConnection, ps: PlanSettings,
+              step: Callable[[str], None] | None = None) -> PlanResult:
+    """Plan the catalog; store it unless the newest plan has the same inputs and settings."""
+    say = step or (lambda _msg: None)
+    say("reading the catalog")
+    inp = load_inputs(con, ps)
+    say("choosing tiers")
+    comp = compute(inp, ps)
+    settings_json = _settings_json(ps)
+    latest = con.execute(
+        "SELECT plan_id, settings_json, catalog_fingerprint, summary_json FROM plans "
+        "ORDER BY plan_id DESC LIMIT 1").fetchone()
+    if latest and latest[1] == settings_json and latest[2] == inp.fingerprint:
+        # Same inputs, same settings: the stored plan is this plan (plans are deterministic).
+        return PlanResult(plan_id=int(latest[0]), reused=True, summary=json.loads(latest[3]))
+    say("writing the plan")
+    plan_id = int(latest[0]) + 1 if latest else 1
+    summary = {"plan_id": plan_id, **comp.summary}
+    table = _plan_table(comp, ps, plan_id)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(
+            "INSERT INTO plans (plan_id, created_at, settings_json, catalog_fingerprint, "
+            "budget_bytes, summary_json) VALUES (?, ?, ?, ?, ?, ?)",
+            [plan_id, db.now(), settings_json, inp.fingerprint, ps.budget_bytes,
+             json.dumps(summary, sort_keys=True)])
+        con.register("_plan_new", table)
+        con.execute("INSERT INTO plan_tracks BY NAME SELECT * FROM _plan_new")
+        con.unregister("_plan_new")
+        con.execute("DELETE FROM plan_tracks WHERE plan_id <= ?", [plan_id - ps.keep_plans])
+        con.execute("DELETE FROM plans WHERE plan_id <= ?", [plan_id - ps.keep_plans])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return PlanResult(plan_id=plan_id, reused=False, summary=summary)
