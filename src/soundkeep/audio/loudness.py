@@ -175,10 +175,8 @@ class LoudnessMeter:
         n = planar.shape[1]
         if n == 0:
             return
-        data = np.asarray(planar, dtype=np.float32)
-        self._peak = max(self._peak, float(np.abs(data).max()))
         self._samples += n
-        self._pending.append(data)
+        self._pending.append(np.asarray(planar, dtype=np.float32))
         self._pending_n += n
         if self._pending_n >= self._chunk:
             self._flush(final=False)
@@ -200,6 +198,7 @@ class LoudnessMeter:
         if usable == 0:
             return
         block = data[:, :usable]
+        self._peak = max(self._peak, float(np.abs(block).max()))
         if usable % size:
             block = np.pad(block, ((0, 0), (0, size - usable % size)))
         y = self._run_filter(block)[:, :usable]

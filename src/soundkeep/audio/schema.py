@@ -18,14 +18,17 @@ CREATE TABLE audio_files (
     channels SMALLINT,
     duration_ms INTEGER,
     tag_title VARCHAR,
-    tag_artist VARCHAR,
+    tag_artist VARCHAR,               -- the tag's artists joined with '; '
     tag_album VARCHAR,
-    tag_isrc VARCHAR,
+    tag_isrc VARCHAR,                 -- normalised: upper case, no hyphens or spaces
     tag_mb_recording_id VARCHAR,
     tag_track_number SMALLINT,
     tag_disc_number SMALLINT,
-    fingerprint VARCHAR,
-    first_seen TIMESTAMPTZ
+    fingerprint VARCHAR,              -- Chromaprint, AcoustID's compressed base64 form
+    first_seen TIMESTAMPTZ,
+    tag_artists VARCHAR[],            -- each artist of the tags
+    fingerprint_raw UINTEGER[],       -- the same fingerprint as 32-bit values (~8 per second)
+    fp_matched_at TIMESTAMPTZ         -- when it was compared with the other fingerprints
 );
 CREATE TABLE scan_paths (
     path VARCHAR NOT NULL,            -- absolute path as scanned
@@ -37,9 +40,30 @@ CREATE TABLE scan_paths (
 CREATE TABLE audio_links (
     sha256 VARCHAR NOT NULL,
     track_id BIGINT,                  -- NULL: unmatched or ambiguous
-    method VARCHAR NOT NULL,          -- isrc | mbid | fingerprint | title_artist_duration | unlinked | ambiguous
+    -- isrc | mbid | fingerprint | title_artist_duration | unlinked | ambiguous
+    method VARCHAR NOT NULL,
     confidence DOUBLE,
     linked_at TIMESTAMPTZ
+);
+-- The tracks an ambiguous file could be (best confidence first); rows only for ambiguous files.
+CREATE TABLE audio_link_candidates (
+    sha256 VARCHAR NOT NULL,
+    track_id BIGINT NOT NULL,
+    method VARCHAR NOT NULL,
+    confidence DOUBLE
+);
+-- Fingerprint index: each distinct 32-bit value of a file's fingerprint, at its first position.
+CREATE TABLE audio_fp_terms (
+    term UINTEGER NOT NULL,
+    sha256 VARCHAR NOT NULL,
+    pos SMALLINT NOT NULL
+);
+-- Pairs of different files holding the same recording (both directions are stored).
+CREATE TABLE audio_fp_matches (
+    sha256 VARCHAR NOT NULL,
+    other_sha256 VARCHAR NOT NULL,
+    item_offset INTEGER,              -- fingerprint items (~0.124 s) from other to this file
+    similarity DOUBLE                 -- 1 - 2 * bit error rate over the aligned overlap
 )
 """),
 ]

@@ -10,7 +10,7 @@ import re
 import uuid
 
 _ISRC = re.compile(r"^[A-Z]{2}[A-Z0-9]{3}[0-9]{2}[0-9]{5}$")
-_STRIP = re.compile(r"[\s\-]")
+_STRIP = re.compile(r"[ \t\n\r\u00a0\-]")
 
 
 def normalize_isrc(value: str) -> str:
@@ -51,9 +51,16 @@ def is_valid_mbid(value: str) -> bool:
 
 # SQL twins. {x} is a VARCHAR expression; each returns the normalised value or NULL-safe bool.
 
+def _sql_strip(x: str) -> str:
+    """SQL: remove hyphens and white space (plain replaces: several times faster than a regex)."""
+    for ch in ("'-'", "' '", "chr(9)", "chr(10)", "chr(13)", "chr(160)"):
+        x = f"replace({x}, {ch}, '')"
+    return x
+
+
 def sql_normalize_isrc(x: str) -> str:
     """SQL expression normalising an ISRC like normalize_isrc."""
-    return f"upper(regexp_replace({x}, '[\\s\\-]', '', 'g'))"
+    return _sql_strip(f"upper({x})")
 
 
 def sql_is_valid_isrc(x: str) -> str:
@@ -63,17 +70,18 @@ def sql_is_valid_isrc(x: str) -> str:
 
 def sql_normalize_upc(x: str) -> str:
     """SQL expression stripping spaces and hyphens from a barcode."""
-    return f"regexp_replace({x}, '[\\s\\-]', '', 'g')"
+    return _sql_strip(x)
 
 
 def sql_is_valid_upc(x: str) -> str:
     """SQL boolean: a 12 or 13 digit barcode whose GTIN check digit is right."""
     # Left-pad UPC-A to 13 digits (an EAN-13 with a leading 0); then weights 1,3,1,...,1 over
-    # all 13 digits sum to a multiple of 10 exactly when the check digit is right.
+    # all 13 digits sum to a multiple of 10 exactly when the check digit is right. Written out
+    # digit by digit: no per-row lambda, so it runs at column speed.
     padded = f"lpad({x}, 13, '0')"
-    weighted = (f"list_sum(list_transform(range(13), lambda i: (ascii(substr({padded}, i + 1, 1)) - 48)"
-                f" * CASE WHEN i % 2 = 0 THEN 1 ELSE 3 END))")
-    return (f"(regexp_full_match({x}, '[0-9]{{12,13}}') AND {weighted} % 10 = 0)")
+    terms = " + ".join(f"{1 if i % 2 == 0 else 3} * (ascii(substr({padded}, {i + 1}, 1)) - 48)"
+                       for i in range(13))
+    return f"(regexp_full_match({x}, '[0-9]{{12,13}}') AND ({terms}) % 10 = 0)"
 
 
 def sql_is_valid_mbid(x: str) -> str:

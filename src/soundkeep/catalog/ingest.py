@@ -22,7 +22,7 @@ from soundkeep.archive import Archive, rights_sql
 from soundkeep.catalog import identifiers as ids
 from soundkeep.catalog.fields import ENTITIES, FEATURE_NAMES, RIGHTS_CC_PATTERN, RIGHTS_FIXED, Field
 from soundkeep.catalog.mapping import Mapping, load_mapping, normalize_entity
-from soundkeep.catalog.readers import Opened, open_source
+from soundkeep.catalog.readers import Opened, ParquetRange, open_source
 from soundkeep.db import now
 from soundkeep.errors import InputError, SoundkeepError
 
@@ -138,16 +138,16 @@ def ingest_file(arch: Archive, path: Path, *, fmt: str | None = None,
         res.skipped = True
         return res
 
-    ctx = _Context(arch, res, mapping, namespace, opened)
     seen_before = con.execute("SELECT count(*) FROM sources WHERE source_name = ?",
                               [namespace]).fetchone()
-    ctx.upsert = bool(seen_before and seen_before[0])
     started = now()
     con.execute("BEGIN TRANSACTION")
     try:
+        row = con.execute("SELECT coalesce(max(source_id), 0) + 1 FROM sources").fetchone()
+        source_id = int(row[0]) if row else 1
+        ctx = _Context(arch, res, mapping, namespace, source_id)
+        ctx.upsert = bool(seen_before and seen_before[0])
         for i, batch in enumerate(opened.batches):
-            if batch.num_rows == 0:
-                continue
             ctx.upsert = ctx.upsert or i > 0
             ctx.load(batch)
             if on_progress:
@@ -155,8 +155,8 @@ def ingest_file(arch: Archive, path: Path, *, fmt: str | None = None,
                     on_progress(str(path), opened.position(), opened.size)
                 else:
                     on_progress(str(path), res.rows_read, opened.total_rows)
-        con.execute("INSERT INTO sources VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [res.file, digest, opened.size, opened.fmt, entity, namespace,
+        con.execute("INSERT INTO sources VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [source_id, res.file, digest, opened.size, opened.fmt, entity, namespace,
                      res.rows_read, res.rows_accepted, res.rows_quarantined, started, now()])
         con.execute("COMMIT")
     except BaseException:
@@ -196,19 +196,22 @@ class _Context:
     """Turns one file's batches into catalog rows: builds the SQL once, runs it per batch."""
 
     def __init__(self, arch: Archive, res: IngestResult, mapping: Mapping, namespace: str,
-                 opened: Opened) -> None:
+                 source_id: int) -> None:
         self.arch = arch
         self.con = arch.con
         self.res = res
         self.mapping = mapping
         self.ns = _lit(namespace)
         self.file = _lit(res.file)
+        self.source_id = source_id
         self.fields = ENTITIES[res.entity]
         self.max_chars = arch.settings.typed("ingest.max_field_chars", int, 1)
         self.sep = _lit(mapping.list_separator)
         self.upsert = False
         self.validated_sql: str | None = None
-        self.present: set[str] = set()
+        self.present: set[str] = set()  # catalog fields the source supplies
+        self.q_field = self.q_reason = "NULL"
+        self.columns: set[str] = set()  # the source's own columns
 
     # -- building the validation query (once per file, from the first batch's schema) --------
 
@@ -260,10 +263,12 @@ class _Context:
                     f"WHEN {low} IN ('false','f','0','no','n') THEN FALSE END")
         if f.kind == "list":
             if arrow is not None and (pa.types.is_list(arrow) or pa.types.is_large_list(arrow)):
+                if not pa.types.is_string(arrow.value_type):  # e.g. integer ids: nothing to trim
+                    return f"CAST({raw} AS VARCHAR[])"
                 return (f"list_filter(list_transform(CAST({raw} AS VARCHAR[]), lambda x: trim(x)),"
                         f" lambda x: x IS NOT NULL AND x <> '')")
             split = f"string_split({s}, {self.sep})"
-            if arrow is None and "_line" in self.present:
+            if arrow is None and "_line" in self.columns:
                 # A JSON value may be an array or a separated string.
                 split = (f"CASE WHEN starts_with(ltrim({s}), '[') "
                          f"THEN CAST(json_extract_string({s}, '$[*]') AS VARCHAR[]) "
@@ -280,7 +285,7 @@ class _Context:
             return f"coalesce(nullif(trim({s}), ''), 'unknown')"
         raise AssertionError(f.kind)
 
-    def _checks(self, f: Field, raw: str) -> list[tuple[str, str]]:
+    def _checks(self, f: Field, raw: str, numeric_list: bool = False) -> list[tuple[str, str]]:
         """(condition, reason) pairs for one field; the first that holds quarantines the row."""
         n = f.name
         out: list[tuple[str, str]] = []
@@ -304,7 +309,7 @@ class _Context:
                 out.append((" OR ".join(rng), f"out of range; expected {what} {desc}"))
         elif f.kind == "bool":
             out.append((f"{raw} IS NOT NULL AND {n} IS NULL", "not a boolean; expected true/false"))
-        elif f.kind == "list":
+        elif f.kind == "list" and not numeric_list:
             out.append((f"list_max(list_transform({n}, lambda x: length(x))) > {self.max_chars}",
                         f"an element is longer than {self.max_chars} characters"))
         elif f.kind == "isrc":
@@ -327,10 +332,12 @@ class _Context:
         return out
 
     def _build(self, schema: pa.Schema) -> str:
-        self.present = set(schema.names)
+        self.columns = set(schema.names)
+        self.present = set()
         raw_cols = ["_row"]
         typed_cols = ["_row"]
         checks: list[tuple[str, str, str, str]] = []  # (cond, field, value, reason)
+        raw_names: list[str] = []
         if "_invalid" in schema.names:
             raw_cols += ["_invalid", "_raw"]
             typed_cols += ["_invalid", "_raw"]
@@ -353,9 +360,12 @@ class _Context:
                 continue
             self.present.add(f.name)
             rname = f"r__{f.name}"
+            raw_names.append(rname)
             raw_cols.append(f"{raw} AS {rname}")
             typed_cols += [rname, f"{self._typed(f, rname, arrow)} AS {f.name}"]
-            for cond, reason in self._checks(f, rname):
+            numeric_list = arrow is not None and pa.types.is_list(arrow) and \
+                not pa.types.is_string(arrow.value_type)
+            for cond, reason in self._checks(f, rname, numeric_list):
                 checks.append((cond, _lit(f.name), f"CAST({rname} AS VARCHAR)", _lit(reason)))
         for f in self.fields:  # required fields absent from the file entirely
             if f.required and f.name not in self.present:
@@ -365,48 +375,70 @@ class _Context:
                                  + " (or a mapping file)")
         idx = "CASE " + " ".join(f"WHEN {c} THEN {i + 1}" for i, (c, *_r) in
                                  enumerate(checks)) + " END" if checks else "NULL"
-        fields_l = "[" + ", ".join(c[1] or "NULL" for c in checks) + "]"
-        reasons_l = "[" + ", ".join(c[3] for c in checks) + "]"
+        self.q_field = ("CASE q_idx " + " ".join(f"WHEN {i + 1} THEN {c[1] or 'NULL'}" for i, c in
+                                                 enumerate(checks)) + " END") if checks else "NULL"
+        self.q_reason = ("CASE q_idx " + " ".join(f"WHEN {i + 1} THEN {c[3]}" for i, c in
+                                                  enumerate(checks)) + " END") if checks else "NULL"
         values = ("CASE q_idx " + " ".join(f"WHEN {i + 1} THEN {c[2]}" for i, c in
                                            enumerate(checks)) + " END") if checks else "NULL"
+        kind, content = _ID_OF[self.res.entity]
+        # The source's own id, or (CASE is lazy) a hash of the row's content when it has none.
+        skey = f"CASE WHEN id IS NOT NULL THEN id ELSE md5({content}) END"
+        rel = (f"CASE WHEN release_id IS NOT NULL THEN sk_id('release', {self.ns}, release_id) END"
+               if "release_id" in self.present else "NULL::BIGINT")
         return f"""
             WITH t AS (SELECT {", ".join(raw_cols)} FROM raw),
                  s AS (SELECT {", ".join(typed_cols)} FROM t),
-                 c AS (SELECT *, {idx} AS q_idx FROM s)
-            SELECT *,
-                   CAST({fields_l}[q_idx] AS VARCHAR) AS q_field,
-                   CAST({reasons_l}[q_idx] AS VARCHAR) AS q_reason,
+                 c AS (SELECT *, {idx} AS q_idx FROM s),
+                 k AS (SELECT *, {skey} AS skey FROM c)
+            SELECT * EXCLUDE ({", ".join(["_row"] + raw_names)}), _row,
+                   sk_id('{kind}', {self.ns}, skey) AS eid,
+                   {rel} AS rel_id,
                    left({values}, 200) AS q_value
-            FROM c"""
+            FROM k"""
 
     # -- per batch ------------------------------------------------------------------------
 
-    def load(self, batch: pa.RecordBatch) -> None:
+    def load(self, batch: pa.RecordBatch | ParquetRange) -> None:
         """Validate one batch, quarantine its bad rows, write its good rows."""
         con = self.con
+        if batch.num_rows == 0:
+            return
         if self.validated_sql is None or (
-                "_invalid" in batch.schema.names) != ("_invalid" in self.present):
+                "_invalid" in batch.schema.names) != ("_invalid" in self.columns):
             self.validated_sql = self._build(batch.schema)
-        con.register("raw", batch)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE v AS {self.validated_sql}")
-        con.unregister("raw")
+        if isinstance(batch, ParquetRange):
+            try:
+                con.execute(f"CREATE OR REPLACE TEMP TABLE v AS "
+                            f"{self.validated_sql.replace('FROM raw', 'FROM ' + batch.sql())}")
+            except duckdb.Error as exc:
+                if "read_parquet" not in str(exc) and "Parquet" not in str(exc) \
+                        and "parquet" not in str(exc):
+                    raise
+                raise InputError(f"corrupt Parquet data in rows {batch.start + 1}-{batch.stop}",
+                                 file=self.res.file, expected="a readable Parquet file"
+                                 ) from None
+        else:
+            con.register("raw", batch)
+            con.execute(f"CREATE OR REPLACE TEMP TABLE v AS {self.validated_sql}")
+            con.unregister("raw")
         n_read, n_bad = con.execute(
             "SELECT count(*), count(q_idx) FROM v").fetchone() or (0, 0)
         con.execute(
-            f"INSERT INTO quarantine SELECT 'ingest', {self.file}, _row, q_field, q_value, "
-            f"q_reason, now() FROM v WHERE q_idx IS NOT NULL")
+            f"INSERT INTO quarantine SELECT 'ingest', {self.file}, _row, {self.q_field}, q_value, "
+            f"{self.q_reason}, now() FROM v WHERE q_idx IS NOT NULL")
         con.execute("DELETE FROM v WHERE q_idx IS NOT NULL")
         getattr(self, f"_load_{self.res.entity}")()
         self.res.rows_read += int(n_read)
         self.res.rows_quarantined += int(n_bad)
         self.res.rows_accepted += int(n_read) - int(n_bad)
 
-    def _prov(self, key: str) -> str:
-        return f"{self.ns}, {self.file}, _row, {key}, now()"
+    def _prov(self) -> str:
+        return f"{self.source_id}, _row, skey"
 
-    def _key(self, content: str) -> str:
-        """The source's own id, or a hash of the row's content when the source has none."""
-        return f"coalesce(id, md5({content}))"
+    def _dedupe(self) -> None:
+        """Later rows of one batch win over earlier rows with the same id (as later batches do)."""
+        self.con.execute("DELETE FROM v WHERE _row NOT IN (SELECT max(_row) FROM v GROUP BY eid)")
 
     def _resolve_artists(self) -> None:
         """names(_row, pos, artist_id): source ids, or artists found or created by name."""
@@ -433,10 +465,9 @@ class _Context:
             SELECT n._row, n.pos, coalesce(k.artist_id, sk_id('artist', 'name', lower(n.name)))
                    AS artist_id, n.name
             FROM n LEFT JOIN known k ON lower(n.name) = k.lname""")
-        con.execute(f"""INSERT INTO artists (artist_id, name, source_name, source_file, source_row,
-                            source_key, ingested_at)
-            SELECT artist_id, arg_min(name, _row), 'name', {self.file}, min(_row),
-                   lower(arg_min(name, _row)), now()
+        con.execute(f"""INSERT INTO artists (artist_id, name, source_id, source_row, source_key)
+            SELECT artist_id, arg_min(name, _row), {self.source_id}, min(_row),
+                   lower(arg_min(name, _row))
             FROM names WHERE artist_id NOT IN (SELECT artist_id FROM artists)
             GROUP BY artist_id""")
 
@@ -446,39 +477,27 @@ class _Context:
 
     def _load_tracks(self) -> None:
         con = self.con
-        content = ("concat_ws('|', title, array_to_string(artists, ';'), album, isrc, "
-                   "CAST(duration_ms AS VARCHAR))")
-        con.execute("ALTER TABLE v ADD COLUMN track_id BIGINT")
-        con.execute(f"UPDATE v SET track_id = sk_id('track', {self.ns}, {self._key(content)})")
-        # Later rows of one batch win over earlier rows with the same id (like later batches).
-        con.execute("""DELETE FROM v WHERE _row NOT IN (
-                         SELECT max(_row) FROM v GROUP BY track_id)""")
+        self._dedupe()
         self._resolve_artists()
         self._resolve_release()
-        self._delete_existing("tracks", "track_id", "SELECT track_id FROM v")
-        self._delete_existing("track_artists", "track_id", "SELECT track_id FROM v")
-        self._delete_existing("audio_features", "track_id", "SELECT track_id FROM v")
+        for table in ("tracks", "track_artists", "audio_features"):
+            self._delete_existing(table, "track_id", "SELECT eid FROM v")
         rights = rights_sql(self.arch.settings, "rights_status")
         con.execute(f"""INSERT INTO tracks
-            SELECT track_id, title, rel_id, disc_number, track_number, duration_ms, explicit,
-                   isrc, popularity, listens, rights_status, {rights},
-                   {self._prov(self._key(content))}
+            SELECT eid, title, rel_id, disc_number, track_number, duration_ms, explicit,
+                   isrc, popularity, listens, rights_status, {rights}, {self._prov()}
             FROM v""")
         con.execute("""INSERT INTO track_artists
-            SELECT v.track_id, n.artist_id, n.pos, NULL FROM names n JOIN v USING (_row)""")
+            SELECT v.eid, n.artist_id, n.pos, NULL FROM names n JOIN v USING (_row)""")
         feats = [f for f in FEATURE_NAMES if f in self.present]
         if feats:
             cols = ", ".join(f if f in feats else f"NULL AS {f}" for f in FEATURE_NAMES)
             anyf = " OR ".join(f"{f} IS NOT NULL" for f in feats)
-            con.execute(f"INSERT INTO audio_features SELECT track_id, {cols} FROM v WHERE {anyf}")
+            con.execute(f"INSERT INTO audio_features SELECT eid, {cols} FROM v WHERE {anyf}")
 
     def _resolve_release(self) -> None:
         """rel_id on v: the source's release id, or a release found or created by album name."""
         con = self.con
-        con.execute("ALTER TABLE v ADD COLUMN rel_id BIGINT")
-        if "release_id" in self.present:
-            con.execute(f"UPDATE v SET rel_id = sk_id('release', {self.ns}, release_id) "
-                        f"WHERE release_id IS NOT NULL")
         if "album" not in self.present:
             return
         con.execute("""CREATE OR REPLACE TEMP TABLE albums AS
@@ -498,10 +517,10 @@ class _Context:
                AND k.first_artist IS NOT DISTINCT FROM albums.first_artist),
             sk_id('release', 'name', ltitle || '|' || coalesce(CAST(first_artist AS VARCHAR), '')))
         """)
-        con.execute(f"""INSERT INTO releases (release_id, title, source_name, source_file,
-                            source_row, source_key, ingested_at)
-            SELECT release_id, arg_min(album, _row), 'name', {self.file}, min(_row),
-                   arg_min(ltitle, _row), now()
+        con.execute(f"""INSERT INTO releases (release_id, title, source_id, source_row,
+                            source_key)
+            SELECT release_id, arg_min(album, _row), {self.source_id}, min(_row),
+                   arg_min(ltitle, _row)
             FROM albums WHERE release_id NOT IN (SELECT release_id FROM releases)
             GROUP BY release_id""")
         con.execute("""INSERT INTO release_artists
@@ -513,40 +532,44 @@ class _Context:
 
     def _load_releases(self) -> None:
         con = self.con
-        content = "concat_ws('|', title, array_to_string(artists, ';'), upc)"
-        con.execute("ALTER TABLE v ADD COLUMN rel_id BIGINT")
-        con.execute(f"UPDATE v SET rel_id = sk_id('release', {self.ns}, {self._key(content)})")
-        con.execute("DELETE FROM v WHERE _row NOT IN (SELECT max(_row) FROM v GROUP BY rel_id)")
+        self._dedupe()
         self._resolve_artists()
-        self._delete_existing("releases", "release_id", "SELECT rel_id FROM v")
-        self._delete_existing("release_artists", "release_id", "SELECT rel_id FROM v")
+        self._delete_existing("releases", "release_id", "SELECT eid FROM v")
+        self._delete_existing("release_artists", "release_id", "SELECT eid FROM v")
         con.execute(f"""INSERT INTO releases
-            SELECT rel_id, title, lower(release_type), upc, label, copyright_c, copyright_p,
+            SELECT eid, title, lower(release_type), upc, label, copyright_c, copyright_p,
                    {_date_sql("release_date")},
                    CASE length(release_date) WHEN 4 THEN 'year' WHEN 7 THEN 'month'
                         ELSE CASE WHEN release_date IS NOT NULL THEN 'day' END END,
-                   total_tracks, popularity, {self._prov(self._key(content))}
+                   total_tracks, popularity, {self._prov()}
             FROM v""")
         con.execute("""INSERT INTO release_artists
-            SELECT v.rel_id, n.artist_id, n.pos FROM names n JOIN v USING (_row)""")
+            SELECT v.eid, n.artist_id, n.pos FROM names n JOIN v USING (_row)""")
 
     def _load_artists(self) -> None:
         con = self.con
-        con.execute("ALTER TABLE v ADD COLUMN a_id BIGINT")
-        con.execute(f"UPDATE v SET a_id = sk_id('artist', {self.ns}, {self._key('name')})")
-        con.execute("DELETE FROM v WHERE _row NOT IN (SELECT max(_row) FROM v GROUP BY a_id)")
-        self._delete_existing("artists", "artist_id", "SELECT a_id FROM v")
-        self._delete_existing("artist_genres", "artist_id", "SELECT a_id FROM v")
+        self._dedupe()
+        self._delete_existing("artists", "artist_id", "SELECT eid FROM v")
+        self._delete_existing("artist_genres", "artist_id", "SELECT eid FROM v")
         con.execute(f"""INSERT INTO artists
-            SELECT a_id, name, followers, popularity, {self._prov(self._key('name'))} FROM v""")
+            SELECT eid, name, followers, popularity, {self._prov()} FROM v""")
         con.execute("""INSERT INTO artist_genres
-            SELECT a_id, lower(unnest(genres)) FROM v""")
+            SELECT eid, lower(unnest(genres)) FROM v""")
+
+
+# Per entity: the kind of its stable id, and the content that identifies a row with no id.
+_ID_OF = {
+    "tracks": ("track", "concat_ws('|', title, array_to_string(artists, ';'), album, isrc, "
+                        "CAST(duration_ms AS VARCHAR))"),
+    "releases": ("release", "concat_ws('|', title, array_to_string(artists, ';'), upc)"),
+    "artists": ("artist", "lower(name)"),
+}
 
 
 def _date_sql(x: str) -> str:
     """SQL: a release date written at year, month or day precision, as a DATE (else NULL)."""
-    return (f"CASE WHEN regexp_full_match({x}, '[0-9]{{4}}') THEN TRY_CAST({x} || '-01-01' AS DATE)"
-            f" WHEN regexp_full_match({x}, '[0-9]{{4}}-[0-9]{{2}}') "
-            f"THEN TRY_CAST({x} || '-01' AS DATE)"
-            f" WHEN regexp_full_match({x}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}([ T].*)?') "
-            f"THEN TRY_CAST(left({x}, 10) AS DATE) END")
+    return (f"CASE length({x}) WHEN 4 THEN TRY_CAST({x} || '-01-01' AS DATE) "
+            f"WHEN 7 THEN TRY_CAST({x} || '-01' AS DATE) "
+            f"WHEN 10 THEN TRY_CAST({x} AS DATE) "
+            f"ELSE CASE WHEN substr({x}, 11, 1) IN (' ', 'T') THEN TRY_CAST(left({x}, 10) AS DATE)"
+            f" END END")

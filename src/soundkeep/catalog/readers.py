@@ -150,28 +150,49 @@ def open_source(path: Path, fmt: str | None = None, batch_rows: int = 500_000,
     return Opened(path=path, fmt=kind, batches=batches, position=lambda: outer.count, size=size)
 
 
+@dataclass
+class ParquetRange:
+    """Rows [start, stop) of a Parquet file, read by DuckDB's own reader (whole row groups)."""
+
+    path: Path
+    start: int
+    stop: int
+    schema: pa.Schema
+
+    @property
+    def num_rows(self) -> int:
+        """Rows in the range."""
+        return self.stop - self.start
+
+    def sql(self) -> str:
+        """A DuckDB relation over the range, with the 1-based `_row` of every row."""
+        lit = "'" + str(self.path).replace("'", "''") + "'"
+        return (f"(SELECT *, file_row_number + 1 AS _row FROM read_parquet({lit}, "
+                f"file_row_number = true) WHERE file_row_number >= {self.start} "
+                f"AND file_row_number < {self.stop})")
+
+
 def _open_parquet(path: Path, batch_rows: int, size: int) -> Opened:
     try:
         pf = pq.ParquetFile(path)
+        schema = pf.schema_arrow
     except (pa.ArrowException, OSError) as exc:
         raise InputError(f"truncated or corrupt Parquet file ({_first_line(exc)})",
                          file=str(path), expected="a complete Parquet file") from None
     meta = {k.decode(errors="replace"): v.decode(errors="replace")
-            for k, v in (pf.schema_arrow.metadata or {}).items()}
-
-    def gen() -> Iterator[pa.RecordBatch]:
-        start = 1
-        try:
-            for batch in pf.iter_batches(batch_size=batch_rows, use_threads=True):
-                rows = pa.array(range(start, start + batch.num_rows), type=pa.int64())
-                start += batch.num_rows
-                yield batch.append_column("_row", rows)
-        except (pa.ArrowException, OSError) as exc:
-            raise InputError(f"corrupt Parquet data near row {start} ({_first_line(exc)})",
-                             file=str(path), expected="a readable Parquet file") from None
-
-    return Opened(path=path, fmt="parquet", batches=gen(), total_rows=pf.metadata.num_rows,
-                  metadata=meta, size=size)
+            for k, v in (schema.metadata or {}).items()}
+    # Whole row groups per range (DuckDB skips the others), about batch_rows rows each.
+    ranges: list[ParquetRange] = []
+    start = stop = 0
+    for i in range(pf.metadata.num_row_groups):
+        stop += pf.metadata.row_group(i).num_rows
+        if stop - start >= batch_rows:
+            ranges.append(ParquetRange(path, start, stop, schema))
+            start = stop
+    if stop > start:
+        ranges.append(ParquetRange(path, start, stop, schema))
+    return Opened(path=path, fmt="parquet", batches=iter(ranges),  # type: ignore[arg-type]
+                  total_rows=pf.metadata.num_rows, metadata=meta, size=size)
 
 
 def _csv_batches(path: Path, stream: IO[bytes], kind: str, batch_rows: int,

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 STAGE = "catalog"
 
-# Every catalog row carries its provenance: the source (namespace of its ids), the file and
-# row it came from, the source's own identifier, and when it was ingested.
+# Every catalog row carries its provenance: the ingested file it came from (source_id, whose
+# row in `sources` names the file, its sha256, the source's name and when it was ingested),
+# the row in that file, and the source's own identifier for the row (e.g. an MBID). Rows made
+# by name (an artist or album named in a track row) carry the id of the file that named them.
 _PROV = """
-    source_name VARCHAR,
-    source_file VARCHAR,
+    source_id INTEGER,
     source_row BIGINT,
-    source_key VARCHAR,
-    ingested_at TIMESTAMPTZ
+    source_key VARCHAR
 """
 
 MIGRATIONS: list[tuple[int, str]] = [
@@ -79,6 +79,7 @@ CREATE TABLE audio_features (
     valence FLOAT
 );
 CREATE TABLE sources (
+    source_id INTEGER NOT NULL,
     source_file VARCHAR NOT NULL,
     sha256 VARCHAR NOT NULL,
     size BIGINT,

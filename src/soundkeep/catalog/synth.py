@@ -26,6 +26,8 @@ from soundkeep.errors import SoundkeepError
 
 TRACKS_PER_ARTIST = 256 / 15.4
 CHUNK_TRACKS = 1_000_000
+# Several row groups per chunk, so readers (DuckDB among them) scan one file on many threads.
+ROW_GROUP_ROWS = 131_072
 
 # Popularity as a function of rank: log10(fraction of tracks ranked above) -> popularity.
 # Calibrated so that ~3 tracks per 256 M reach 98+, the top 10,000 per 256 M are 70-100,
@@ -212,7 +214,7 @@ class _Writer:
 
     def write(self, table: pa.Table) -> None:
         self.writer.write_table(table.replace_schema_metadata(self.writer.schema.metadata),
-                                row_group_size=CHUNK_TRACKS)
+                                row_group_size=ROW_GROUP_ROWS)
 
     def close(self) -> None:
         self.writer.close()

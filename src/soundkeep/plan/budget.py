@@ -57,56 +57,55 @@ class Choice:
 def hull_increments(b: np.ndarray, v: np.ndarray, valid: np.ndarray) -> Increments:
     """Hull increments of every row from options b (int bytes), v (value), valid: all (N, A)."""
     n, a = b.shape
-    bf = np.where(valid, b.astype(np.float64), np.inf)
-    vf = np.where(valid, v.astype(np.float64), -np.inf)
-    opt = np.broadcast_to(np.arange(a, dtype=np.int64), (n, a)).copy()
-    # Sort each row's options by bytes ascending, value descending (a sorting network: A is
-    # the number of audio tiers, a handful).
+    # Work on columns (1-D arrays): A, the number of audio tiers, is a handful.
+    bs = [np.where(valid[:, k], b[:, k].astype(np.float64), np.inf) for k in range(a)]
+    vs = [np.where(valid[:, k], v[:, k].astype(np.float64), -np.inf) for k in range(a)]
+    os_ = [np.full(n, k, dtype=np.int64) for k in range(a)]
+    # Sort each row's options by bytes ascending, value descending (a sorting network).
     for i in range(a):
         for j in range(a - 1 - i):
             x, y = j, j + 1
-            swap = (bf[:, x] > bf[:, y]) | ((bf[:, x] == bf[:, y]) & (vf[:, x] < vf[:, y]))
+            swap = (bs[x] > bs[y]) | ((bs[x] == bs[y]) & (vs[x] < vs[y]))
             if swap.any():
-                for arr in (bf, vf, opt):
-                    arr[swap, x], arr[swap, y] = arr[swap, y], arr[swap, x].copy()
-    # Upper hull from the origin (the empty option), a stack per row.
-    sb = np.zeros((n, a + 1))
-    sv = np.zeros((n, a + 1))
-    so = np.full((n, a + 1), -1, dtype=np.int64)
-    size = np.ones(n, dtype=np.int64)
-    rows = np.arange(n)
+                for col in (bs, vs, os_):
+                    col[x], col[y] = np.where(swap, col[y], col[x]), np.where(swap, col[x], col[y])
+    # Keep the points that add value over every cheaper point (the others are dominated).
+    best = np.zeros(n)
+    live = []
     for k in range(a):
-        pb, pv, po = bf[:, k], vf[:, k], opt[:, k]
-        top = size - 1
-        # Dominated: no more value than the best option so far, for at least as many bytes.
-        ok = np.isfinite(pb) & (pv > sv[rows, top])
-        for _ in range(a):
-            can = ok & (size >= 2)
-            if not can.any():
-                break
-            i0 = np.maximum(size - 2, 0)
-            i1 = size - 1
-            b0, v0 = sb[rows, i0], sv[rows, i0]
-            b1, v1 = sb[rows, i1], sv[rows, i1]
-            # Pop the top while it is not strictly above the segment to the new point.
-            pop = can & ((v1 - v0) * (pb - b1) <= (pv - v1) * (b1 - b0))
-            if not pop.any():
-                break
-            size = size - pop
-        idx = np.where(ok, size, 0)
-        sel = np.flatnonzero(ok)
-        sb[sel, idx[sel]] = pb[sel]
-        sv[sel, idx[sel]] = pv[sel]
-        so[sel, idx[sel]] = po[sel]
-        size = size + ok
-    steps = np.arange(1, a + 1)
-    mask = steps[None, :] < size[:, None]
+        ok = np.isfinite(bs[k]) & (vs[k] > best)
+        best = np.where(ok, vs[k], best)
+        live.append(ok)
+    # A live point is a hull vertex unless it lies on or under a chord between a cheaper live
+    # point (or the origin) and a dearer live point.
+    origin = np.zeros(n)
+    vertex = []
+    for k in range(a):
+        on = live[k].copy()
+        for i in range(-1, k):
+            bi, vi, li = (origin, origin, None) if i < 0 else (bs[i], vs[i], live[i])
+            for j in range(k + 1, a):
+                under = ((vs[k] - vi) * (bs[j] - bi) <= (vs[j] - vi) * (bs[k] - bi))
+                under &= live[j] if li is None else (live[j] & li)
+                on &= ~under
+        vertex.append(on)
+    # Increments from each vertex's previous vertex (the origin for the first).
+    prev_b, prev_v = np.zeros(n), np.zeros(n)
+    db_cols, dv_cols = [], []
+    for k in range(a):
+        on = vertex[k]
+        db_cols.append(np.where(on, bs[k] - prev_b, 0.0))
+        dv_cols.append(np.where(on, vs[k] - prev_v, 0.0))
+        prev_b = np.where(on, bs[k], prev_b)
+        prev_v = np.where(on, vs[k], prev_v)
+    mask = np.column_stack(vertex)
     r, c = np.nonzero(mask)
-    step = c + 1
-    d_bytes = np.rint(sb[r, step] - sb[r, c]).astype(np.int64)
-    d_value = sv[r, step] - sv[r, c]
+    d_bytes = np.rint(np.column_stack(db_cols)[r, c]).astype(np.int64)
+    d_value = np.column_stack(dv_cols)[r, c]
+    step = (np.cumsum(mask, axis=1) * mask)[r, c]
     return Increments(row=r.astype(np.int64), step=step.astype(np.int64), d_bytes=d_bytes,
-                      d_value=d_value, eff=d_value / d_bytes, option=so[r, step], n_rows=n)
+                      d_value=d_value, eff=d_value / d_bytes,
+                      option=np.column_stack(os_)[r, c], n_rows=n)
 
 
 def _critical(eff: np.ndarray, d_bytes: np.ndarray, budget: int) -> tuple[int, int]:

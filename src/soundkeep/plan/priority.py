@@ -104,9 +104,18 @@ def _np(table: pa.Table, name: str, dtype: type, fill: object = 0) -> np.ndarray
     return np.asarray(col.to_numpy(), dtype=dtype)
 
 
+def read_arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
+    """Run a query into an Arrow table on a cursor (a result left open on con is no matter)."""
+    cur = con.cursor()
+    try:
+        return cur.sql(sql).to_arrow_table()
+    finally:
+        cur.close()
+
+
 def load_inputs(con: duckdb.DuckDBPyConnection, ps: PlanSettings) -> Inputs:
     """Run the input query and return every track's inputs, ordered by rank."""
-    table = con.execute(_query(ps)).fetch_arrow_table()
+    table = read_arrow(con, _query(ps))
     n = table.num_rows
     order = np.empty(n, dtype=np.int64)
     order[_np(table, "rank", np.int64) - 1] = np.arange(n)
@@ -114,7 +123,7 @@ def load_inputs(con: duckdb.DuckDBPyConnection, ps: PlanSettings) -> Inputs:
     listens_col = table.column("listens")
     has_listens = np.asarray(listens_col.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
     hashes = _np(table, "h", np.uint64)
-    holdings = con.execute("SELECT count(*) > 0 FROM audio_files").fetchone()
+    holdings = con.execute("SELECT count(*) > 0 FROM audio_files").fetchall()[0]
     return Inputs(
         track_id=_np(table, "track_id", np.int64),
         popularity=_np(table, "popularity", np.int64),

@@ -1,0 +1,98 @@
+"""Benchmark: synthetic catalog generation and ingest, against a bare DuckDB copy of the same files.
+
+    .venv/bin/python bench/bench_ingest.py --tracks 1000000 10000000
+
+For each size: synth speed (tracks/s), then in the same run the bare copy
+(`CREATE TABLE ... AS SELECT * FROM read_parquet(...)` of each file) and soundkeep's ingest
+(validation, ids, dedupe grouping, provenance), each in a fresh process so peak memory (max RSS)
+is its own. Prints one JSON object per size; `ratio` = ingest rows/s / bare rows/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BARE = """
+import duckdb, sys, time, resource
+con = duckdb.connect(sys.argv[1])
+t = time.perf_counter()
+for name in ("artists", "releases", "tracks"):
+    con.execute(f"CREATE TABLE {name} AS SELECT * FROM read_parquet('{sys.argv[2]}/{name}.parquet')")
+con.close()
+print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+INGEST = """
+import sys, time, resource
+from pathlib import Path
+from soundkeep import archive
+from soundkeep.catalog.ingest import ingest_paths
+arch = archive.init(Path(sys.argv[1]))
+t = time.perf_counter()
+res = ingest_paths(arch, [Path(sys.argv[2])])
+arch.close()
+assert not any(r.error for r in res), res
+print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def _run(code: str, *args: str) -> tuple[float, int]:
+    out = subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True,
+                         text=True).stdout.split()
+    return float(out[-2]), int(out[-1]) * 1024
+
+
+def bench(tracks: int, work: Path) -> dict[str, object]:
+    """Synth, bare copy and ingest at one size."""
+    from soundkeep.catalog.synth import write_catalog
+
+    src = work / f"synth-{tracks}"
+    t = time.perf_counter()
+    summary = write_catalog(src, tracks, seed=1)
+    synth_s = time.perf_counter() - t
+    synth_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    rows = summary.tracks + summary.releases + summary.artists
+    bare_s, bare_rss = _run(BARE, str(work / "bare.duckdb"), str(src))
+    ingest_s, ingest_rss = _run(INGEST, str(work / "archive"), str(src))
+    catalog_bytes = (work / "archive" / "catalog.duckdb").stat().st_size
+    shutil.rmtree(work / "archive")
+    (work / "bare.duckdb").unlink()
+    shutil.rmtree(src)
+    return {
+        "tracks": tracks,
+        "rows_all_entities": rows,
+        "synth_seconds": round(synth_s, 2),
+        "synth_tracks_per_s": round(tracks / synth_s),
+        "synth_peak_rss_bytes": synth_rss,
+        "bare_seconds": round(bare_s, 2),
+        "bare_tracks_per_s": round(tracks / bare_s),
+        "bare_peak_rss_bytes": bare_rss,
+        "ingest_seconds": round(ingest_s, 2),
+        "ingest_tracks_per_s": round(tracks / ingest_s),
+        "ingest_peak_rss_bytes": ingest_rss,
+        "catalog_bytes": catalog_bytes,
+        "ratio": round(bare_s / ingest_s, 3),
+    }
+
+
+def main() -> None:
+    """Run the sizes given on the command line and print JSON lines."""
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--tracks", type=int, nargs="+", default=[1_000_000])
+    ap.add_argument("--workdir", type=Path, default=None)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        for n in args.tracks:
+            print(json.dumps(bench(n, Path(tmp))), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,474 @@
+"""Read one audio file: sha256, stream facts, exact duration, tags, fingerprint, integrity.
+
+probe_file() is the unit of work of a scan and runs in worker processes: it reads the file
+once (the demuxer's reads feed the hash and, when copying, the store's temporary file), keeps
+the file in the store, and returns plain data. A file that is empty, not audio, corrupt or
+truncated comes back as quarantined with the reason; nothing here raises for a bad file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import struct
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from soundkeep.audio import fingerprint as fpmod
+from soundkeep.audio import store
+
+AUDIO_EXTENSIONS = ("flac", "ogg", "oga", "opus", "mp3", "m4a", "mp4", "aac", "wav")
+# Seconds of audio demuxed and decoded at the end of a file to find where it really ends.
+TAIL_SECONDS = 1.0
+# Packets decoded at the end of a file to check that they are whole.
+TAIL_PACKETS = 4
+# How far the real end may fall short of the declared length before the file counts as cut.
+MIN_SHORTFALL = 0.5
+# Containers whose header gives the exact length (checked against the demuxed end); for the
+# others the whole file is demuxed to find it.
+_EXACT_HEADER = {"flac", "ogg", "wav", "mp4", "aiff"}
+_CONTAINER_NAMES = {"mov,mp4,m4a,3gp,3g2,mj2": "mp4", "matroska,webm": "matroska"}
+_CODEC_NAMES = {"mp3float": "mp3", "mp2float": "mp2", "aac_fixed": "aac"}
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_SPLIT_ARTISTS = re.compile(r"\s*;\s*|\s*/\s*|\x00")
+_OGG_MAX_PAGE = 27 + 255 + 255 * 255
+
+
+@dataclass
+class ScanTask:
+    """What a worker needs to scan one file."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    mode: str                     # copy | link | in_place
+    root: str                     # the archive root
+    fingerprint: bool
+    fsync: bool = True
+
+
+@dataclass
+class FileResult:
+    """What a scan learned about one path (plain data: crosses process boundaries)."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    status: str = "ok"            # ok | quarantined | changed
+    reason: str | None = None
+    sha256: str | None = None
+    container: str | None = None
+    codec: str | None = None
+    bitrate: int | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    duration_ms: int | None = None
+    tag_title: str | None = None
+    tag_artists: list[str] = field(default_factory=list)
+    tag_album: str | None = None
+    tag_isrc: str | None = None
+    tag_mb_recording_id: str | None = None
+    tag_track_number: int | None = None
+    tag_disc_number: int | None = None
+    fingerprint: str | None = None
+    fingerprint_raw: list[int] | None = None
+    fingerprint_error: str | None = None
+    stored: bool = False          # this call put the content into the store
+
+
+class Refused(Exception):
+    """A file the scan refuses: it goes to quarantine with this reason."""
+
+
+def is_audio_name(name: str, extensions: tuple[str, ...] = AUDIO_EXTENSIONS) -> bool:
+    """True when a file name has one of the audio extensions (the content decides the rest)."""
+    dot = name.rfind(".")
+    return dot > 0 and name[dot + 1:].lower() in extensions
+
+
+def probe_file(task: ScanTask) -> FileResult:
+    """Scan one file: hash, probe, check, read tags, fingerprint, store; never raises for it."""
+    res = FileResult(task.path, task.size, task.mtime_ns)
+    if task.size == 0:
+        return _refuse(res, "empty file (0 bytes)")
+    root = Path(task.root)
+    tmp: Path | None = None
+    tee = None
+    reader: store.HashingReader | None = None
+    try:
+        if task.mode == "copy":
+            tmp = store.new_tmp_path(root / "store")
+            tee = open(tmp, "wb")  # noqa: SIM115 - closed below
+        reader = store.HashingReader(task.path, tee)
+        _probe(task, reader, res)
+        sha, nbytes = reader.finish()
+        st = os.stat(task.path)
+        if nbytes != st.st_size or st.st_size != task.size or st.st_mtime_ns != task.mtime_ns:
+            res.status, res.reason = "changed", "the file changed while it was read"
+            return res
+        res.sha256 = sha
+        if tee is not None and tmp is not None:
+            tee.flush()
+            if task.fsync:
+                os.fsync(tee.fileno())
+            tee.close()
+            tee = None
+            res.stored = store.commit_tmp(tmp, root, sha)
+            tmp = None
+        elif task.mode == "link":
+            res.stored = store.link_into_store(task.path, root, sha)
+    except Refused as exc:
+        _refuse(res, str(exc))
+    except OSError as exc:
+        _refuse(res, f"cannot read: {exc.strerror or exc}")
+    finally:
+        if reader is not None:
+            reader.close()
+        if tee is not None:
+            tee.close()
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+    return res
+
+
+def _refuse(res: FileResult, reason: str) -> FileResult:
+    res.status, res.reason, res.sha256 = "quarantined", reason, None
+    return res
+
+
+def _probe(task: ScanTask, reader: store.HashingReader, res: FileResult) -> None:
+    import av
+
+    av.logging.set_level(av.logging.PANIC)  # problems are reported as quarantine reasons
+    try:
+        container = av.open(reader, mode="r", buffer_size=1 << 16)
+    except (av.FFmpegError, ValueError, OSError) as exc:
+        raise Refused(f"not a readable audio file ({_av_msg(exc)})") from None
+    with container:
+        if not container.streams.audio:
+            raise Refused("no audio stream")
+        stream = container.streams.audio[0]
+        cc = stream.codec_context
+        res.container = _CONTAINER_NAMES.get(container.format.name, container.format.name)
+        res.codec = _CODEC_NAMES.get(cc.name, cc.name)
+        res.sample_rate = int(cc.sample_rate or 0) or None
+        res.channels = int(cc.channels or 0) or None
+        if not res.sample_rate or not res.channels:
+            raise Refused("audio stream without sample rate or channels")
+        exact_header = _read_tags(task.path, res)
+        _tags_from_demuxer(container, stream, res)
+        if res.container == "ogg":
+            _check_ogg_end(reader)
+        elif res.container == "wav":
+            _check_wav(reader)
+        ends = _Ends()
+        if task.fingerprint:
+            _fingerprint(container, stream, res, ends)
+        duration = _duration(container, stream, exact_header, ends)
+        res.duration_ms = round(duration * 1000)
+        rate = cc.bit_rate or container.bit_rate
+        res.bitrate = int(rate) if rate else round(reader.size * 8 / duration)
+
+
+def _av_msg(exc: BaseException) -> str:
+    text = getattr(exc, "strerror", None) or str(exc)
+    return str(text).splitlines()[0][:120]
+
+
+def _declared(container: Any, stream: Any) -> float | None:
+    if stream.duration is not None and stream.duration > 0:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None and container.duration > 0:
+        return container.duration / 1_000_000
+    return None
+
+
+class _Ends:
+    """Where the demuxed packets of one stream end (updated by every pass over them)."""
+
+    def __init__(self) -> None:
+        self.end: int | None = None
+        self.last_dur = 0
+        self.pts: int | None = None
+
+    def see(self, packet: Any) -> None:
+        if packet.pts is not None:
+            self.pts = packet.pts
+            self.last_dur = packet.duration or 0
+            stop = packet.pts + self.last_dur
+            self.end = stop if self.end is None else max(self.end, stop)
+
+
+def _duration(container: Any, stream: Any, exact_header: bool, ends: _Ends) -> float:
+    """The exact length in seconds: where the demuxed audio really ends (see module doc)."""
+    import av
+
+    tb = stream.time_base
+    start = stream.start_time or 0
+    declared = _declared(container, stream) if exact_header else None
+    if declared is not None and declared > 2 * TAIL_SECONDS:
+        target = start + int((declared - TAIL_SECONDS) / tb)
+        # Where seeking fails, demux on from where we are, to the end.
+        with contextlib.suppress(av.FFmpegError):
+            container.seek(target, stream=stream, backward=True, any_frame=False)
+    # Demux to the end; decode only the last few packets (after a seek the decoder starts
+    # cold anyway): that catches a final packet cut short at a fraction of a full decode.
+    last: deque[Any] = deque(maxlen=TAIL_PACKETS)
+    try:
+        for packet in container.demux(stream):
+            ends.see(packet)
+            if packet.size:
+                last.append(packet)
+        stream.codec_context.flush_buffers()
+        for packet in last:
+            ends.pts = packet.pts if packet.pts is not None else ends.pts
+            for _frame in packet.decode():
+                pass
+    except av.FFmpegError as exc:
+        at = None if ends.pts is None else float((ends.pts - start) * tb)
+        if declared is not None and at is not None and declared - at > MIN_SHORTFALL:
+            raise Refused(f"truncated: the audio breaks off at {at:.1f} s "
+                          f"of {declared:.1f} s ({_av_msg(exc)})") from None
+        where = "" if at is None else f" at {at:.1f} s"
+        raise Refused(f"corrupt audio data{where} ({_av_msg(exc)})") from None
+    if ends.end is None:
+        raise Refused("no audio packets (zero duration)")
+    real = float((ends.end - start) * tb)
+    if real <= 0:
+        raise Refused("no audio packets (zero duration)")
+    if declared is not None:
+        shortfall = declared - real
+        if shortfall > max(MIN_SHORTFALL, 3 * float(ends.last_dur * tb)):
+            raise Refused(f"truncated: the audio ends at {real:.1f} s of {declared:.1f} s")
+        return min(declared, real)
+    return real
+
+
+def _fingerprint(container: Any, stream: Any, res: FileResult, ends: _Ends) -> None:
+    """Decode up to MAX_SECONDS from the start and fingerprint it (reads feed the hash)."""
+    import av
+
+    channels = 1 if (res.channels or 1) == 1 else 2
+    resampler = av.AudioResampler(format="s16", layout="mono" if channels == 1 else "stereo",
+                                  rate=res.sample_rate)
+    limit = fpmod.MAX_SECONDS * (res.sample_rate or 1)
+    decoded = 0
+    tb = stream.time_base
+
+    def blocks() -> Iterator[bytes]:
+        nonlocal decoded
+        for packet in container.demux(stream):
+            ends.see(packet)
+            try:
+                frames = packet.decode()
+            except av.FFmpegError as exc:
+                at = "" if packet.pts is None else f" at {float(packet.pts * tb):.1f} s"
+                raise Refused(f"corrupt audio data{at} ({_av_msg(exc)})") from None
+            for frame in frames:
+                for out in resampler.resample(frame):
+                    yield bytes(out.planes[0])[: out.samples * 2 * channels]
+                decoded += frame.samples
+            if decoded >= limit:
+                return
+
+    try:
+        res.fingerprint, res.fingerprint_raw = fpmod.fingerprint_pcm(
+            res.sample_rate or 0, channels, blocks())
+    except Refused:
+        raise
+    except Exception as exc:  # chromaprint refuses very short audio: no fingerprint, no refusal
+        res.fingerprint_error = str(exc)[:200] or type(exc).__name__
+
+
+def _check_ogg_end(reader: store.HashingReader) -> None:
+    """An Ogg file must end with a complete page flagged end-of-stream, else it was cut."""
+    n = min(reader.size, _OGG_MAX_PAGE + 128)
+    tail = reader.pread(n, reader.size - n)
+    end = len(tail)
+    if end >= 128 and tail[-128:-125] == b"TAG":
+        end -= 128  # an ID3v1 tag some tools append
+    pos = tail.rfind(b"OggS", 0, end)
+    while pos >= 0:
+        if pos + 27 <= end:
+            nseg = tail[pos + 26]
+            if pos + 27 + nseg <= end:
+                length = 27 + nseg + sum(tail[pos + 27:pos + 27 + nseg])
+                if pos + length == end:
+                    if not tail[pos + 5] & 0x04:
+                        raise Refused("truncated: the Ogg stream has no end-of-stream page")
+                    return
+        pos = tail.rfind(b"OggS", 0, pos)
+    raise Refused("truncated: the last Ogg page is incomplete")
+
+
+def _check_wav(reader: store.HashingReader) -> None:
+    """A WAV file's data chunk must fit in the file, else it was cut."""
+    head = reader.pread(min(reader.size, 1 << 16), 0)
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return  # RF64 and friends: the demuxer's own checks apply
+    pos = 12
+    while pos + 8 <= len(head):
+        cid = head[pos:pos + 4]
+        (size,) = struct.unpack_from("<I", head, pos + 4)
+        if cid == b"data":
+            if size not in (0, 0xFFFFFFFF) and pos + 8 + size > reader.size:
+                raise Refused(f"truncated: the WAV data chunk needs {pos + 8 + size} bytes, "
+                              f"the file has {reader.size}")
+            return
+        pos += 8 + size + (size & 1)
+
+
+# -- tags -------------------------------------------------------------------------------------
+
+def _first(values: Any) -> str | None:
+    if values is None:
+        return None
+    if isinstance(values, list | tuple):
+        values = values[0] if values else None
+    if values is None:
+        return None
+    if isinstance(values, bytes):
+        values = values.decode("utf-8", "replace")
+    text = str(values).strip()
+    return text or None
+
+
+def _number(value: Any) -> int | None:
+    if isinstance(value, list | tuple):
+        value = value[0] if value else None
+    if isinstance(value, tuple):
+        value = value[0]
+    if value is None:
+        return None
+    if isinstance(value, int):
+        n = value
+    else:
+        m = re.match(r"\s*(\d+)", str(value))
+        if not m:
+            return None
+        n = int(m.group(1))
+    return n if 0 < n < 32768 else None
+
+
+def _artists(values: list[str]) -> list[str]:
+    out: list[str] = []
+    for v in values:
+        for part in _SPLIT_ARTISTS.split(str(v)):
+            part = part.strip()
+            if part and part not in out:
+                out.append(part)
+    return out
+
+
+def _mbid(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip().lower()
+    return value if _UUID.match(value) else None
+
+
+def _read_tags(path: str, res: FileResult) -> bool:
+    """Fill the tag fields with mutagen; returns whether the header gives the exact length."""
+    import mutagen
+
+    cls = _mutagen_class(res.container or "", res.codec or "")
+    exact = res.container in _EXACT_HEADER
+    if cls is None:
+        return exact
+    try:
+        m = cls(path)
+    except mutagen.MutagenError as exc:
+        raise Refused(f"unreadable {res.container} container ({exc})") from None
+    tags = m.tags
+    if res.container == "mp3":
+        from mutagen.mp3 import BitrateMode
+
+        exact = m.info.bitrate_mode != BitrateMode.UNKNOWN  # a Xing/Info/VBRI header
+    if tags is None:
+        return exact
+    from mutagen.id3 import ID3
+    from mutagen.mp4 import MP4Tags
+
+    if isinstance(tags, ID3):
+        def text(key: str) -> list[str]:
+            frame = tags.get(key)
+            return [str(t) for t in frame.text] if frame is not None else []
+
+        res.tag_title = _first(text("TIT2"))
+        res.tag_artists = _artists(text("TXXX:ARTISTS") or text("TPE1"))
+        res.tag_album = _first(text("TALB"))
+        res.tag_isrc = _first(text("TSRC") or text("TXXX:ISRC"))
+        ufid = tags.get("UFID:http://musicbrainz.org")
+        res.tag_mb_recording_id = _mbid(_first(ufid.data if ufid is not None else None)
+                                        or _first(text("TXXX:MusicBrainz Track Id")))
+        res.tag_track_number = _number(_first(text("TRCK")))
+        res.tag_disc_number = _number(_first(text("TPOS")))
+    elif isinstance(tags, MP4Tags):
+        def free(name: str) -> list[str]:
+            vals = tags.get(f"----:com.apple.iTunes:{name}") or []
+            return [bytes(v).decode("utf-8", "replace") for v in vals]
+
+        res.tag_title = _first(tags.get("\xa9nam"))
+        res.tag_artists = _artists(free("ARTISTS") or list(tags.get("\xa9ART") or []))
+        res.tag_album = _first(tags.get("\xa9alb"))
+        res.tag_isrc = _first(free("ISRC"))
+        res.tag_mb_recording_id = _mbid(_first(free("MusicBrainz Track Id")))
+        res.tag_track_number = _number(tags.get("trkn"))
+        res.tag_disc_number = _number(tags.get("disk"))
+    else:  # Vorbis comments (FLAC, Ogg Vorbis, Opus) and APE-like dict tags
+        def get(key: str) -> list[str]:
+            try:
+                vals = tags.get(key) or tags.get(key.upper()) or []
+            except (KeyError, ValueError):
+                return []
+            return [str(v) for v in (vals if isinstance(vals, list) else [vals])]
+
+        res.tag_title = _first(get("title"))
+        res.tag_artists = _artists(get("artists") or get("artist"))
+        res.tag_album = _first(get("album"))
+        res.tag_isrc = _first(get("isrc"))
+        res.tag_mb_recording_id = _mbid(_first(get("musicbrainz_trackid")))
+        res.tag_track_number = _number(_first(get("tracknumber")))
+        res.tag_disc_number = _number(_first(get("discnumber")))
+    return exact
+
+
+def _tags_from_demuxer(container: Any, stream: Any, res: FileResult) -> None:
+    """Fill tags mutagen did not find (e.g. RIFF INFO chunks in WAV) from the demuxer's view."""
+    meta = {str(k).lower(): v for k, v in {**dict(stream.metadata),
+                                            **dict(container.metadata)}.items()}
+    res.tag_title = res.tag_title or _first(meta.get("title"))
+    if not res.tag_artists and meta.get("artist"):
+        res.tag_artists = _artists([meta["artist"]])
+    res.tag_album = res.tag_album or _first(meta.get("album"))
+    res.tag_isrc = res.tag_isrc or _first(meta.get("isrc"))
+    res.tag_mb_recording_id = res.tag_mb_recording_id or _mbid(
+        _first(meta.get("musicbrainz_trackid") or meta.get("musicbrainz track id")))
+
+
+def _mutagen_class(container: str, codec: str) -> Any:
+    """The mutagen reader for what the demuxer found (content, not the file name, decides)."""
+    if container == "flac":
+        from mutagen.flac import FLAC
+        return FLAC
+    if container == "ogg":
+        from mutagen import oggflac, oggopus, oggspeex, oggvorbis
+        return {"vorbis": oggvorbis.OggVorbis, "opus": oggopus.OggOpus,
+                "flac": oggflac.OggFLAC, "speex": oggspeex.OggSpeex}.get(codec)
+    if container == "mp3":
+        from mutagen.mp3 import MP3
+        return MP3
+    if container == "mp4":
+        from mutagen.mp4 import MP4
+        return MP4
+    if container == "wav":
+        from mutagen.wave import WAVE
+        return WAVE
+    if container == "aiff":
+        from mutagen.aiff import AIFF
+        return AIFF
+    return None
