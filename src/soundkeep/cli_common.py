@@ -48,7 +48,7 @@ class _RateColumn(TextColumn):
         super().__init__("")
         self.unit = unit
 
-    def render(self, task: Any) -> Any:  # noqa: D102 - rich API
+    def render(self, task: Any) -> Any:
         from rich.text import Text
 
         speed = task.finished_speed or task.speed

@@ -6,6 +6,7 @@ import hashlib
 import importlib
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 
 import duckdb
 
@@ -40,10 +41,24 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def one(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None
+        ) -> tuple[Any, ...] | None:
+    """The first row of a query, or None; the result is always consumed (DuckDB 2 keeps a
+    half-read result open and refuses other work on the connection until it is finished)."""
+    rows = con.execute(sql, params or []).fetchall()
+    return rows[0] if rows else None
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
+    """The first value of the first row, or None."""
+    row = one(con, sql, params)
+    return None if row is None else row[0]
+
+
 def get_meta(con: duckdb.DuckDBPyConnection, key: str) -> str | None:
     """Read one meta value."""
-    row = con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
-    return None if row is None else str(row[0])
+    value = scalar(con, "SELECT value FROM meta WHERE key = ?", [key])
+    return None if value is None else str(value)
 
 
 def set_meta(con: duckdb.DuckDBPyConnection, key: str, value: str) -> None:

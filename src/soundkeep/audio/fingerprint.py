@@ -101,7 +101,7 @@ def match_new(con: duckdb.DuckDBPyConnection, min_similarity: float) -> int:
                           WHERE m.sha256 = n.sha256 AND m.other_sha256 = n.other_sha256)
     """, [min_similarity])
     row = con.execute("SELECT count(*) FROM fp_pairs WHERE similarity >= ?",
-                      [min_similarity]).fetchone()
+                      [min_similarity]).fetchall()[0]
     con.execute("""
         UPDATE audio_files SET fp_matched_at = now()
         WHERE sha256 IN (SELECT sha256 FROM fp_new)""")

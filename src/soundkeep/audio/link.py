@@ -140,7 +140,7 @@ def _decide(con: duckdb.DuckDBPyConnection) -> int:
                                   ORDER BY c.confidence DESC, c.track_id) AS rn
         FROM c JOIN b USING (sha256)""", [AMBIGUITY_MARGIN])
     row = con.execute("""
-        SELECT count(*) FROM lk_ranked WHERE rn = 1 AND rivals = 1""").fetchone()
+        SELECT count(*) FROM lk_ranked WHERE rn = 1 AND rivals = 1""").fetchall()[0]
     con.execute("""
         INSERT INTO lk_result
         SELECT sha256, track_id, method, confidence FROM lk_ranked WHERE rn = 1 AND rivals = 1""")
@@ -214,5 +214,6 @@ def unlinked_files(con: duckdb.DuckDBPyConnection, limit: int = 0) -> list[dict[
         ORDER BY path"""
     if limit > 0:
         sql += f" LIMIT {int(limit)}"
-    tbl = con.execute(sql).to_arrow_table()
+    con.complete()
+    tbl = con.sql(sql).to_arrow_table()
     return [] if tbl is None else list(tbl.to_pylist())

@@ -226,10 +226,11 @@ def _plan(con: duckdb.DuckDBPyConnection, walked: pa.Table, roots: list[Path]
     """Set work: which walked paths are new or changed, and forget paths that are gone."""
     prefixes = pa.table({"root": [str(r) for r in roots],
                          "prefix": [str(r).rstrip(os.sep) + os.sep for r in roots]})
+    con.complete()  # DuckDB 2: no registering while a result is open
     con.register("sk_walk", walked)
     con.register("sk_roots", prefixes)
     try:
-        todo = con.execute("""
+        todo = con.sql("""
             SELECT w.path, w.size, w.mtime_ns FROM sk_walk w
             LEFT JOIN scan_paths s USING (path)
             WHERE s.path IS NULL OR s.size <> w.size OR s.mtime_ns <> w.mtime_ns
@@ -241,7 +242,7 @@ def _plan(con: duckdb.DuckDBPyConnection, walked: pa.Table, roots: list[Path]
             WHERE EXISTS (SELECT 1 FROM sk_roots r
                           WHERE s.path = r.root OR starts_with(s.path, r.prefix))
               AND s.path NOT IN (SELECT path FROM sk_walk)""")
-        row = con.execute("SELECT count(*) FROM sk_gone").fetchone()
+        row = con.execute("SELECT count(*) FROM sk_gone").fetchall()[0]
         con.execute("DELETE FROM scan_paths WHERE path IN (SELECT path FROM sk_gone)")
         con.execute("""DELETE FROM quarantine WHERE stage = 'scan'
                        AND source_file IN (SELECT path FROM sk_gone)""")
@@ -351,6 +352,7 @@ def _write_batch(con: duckdb.DuckDBPyConnection, results: list[FileResult], mode
                  report: ScanReport) -> None:
     """Record one batch of scanned files in one transaction."""
     tbl = _batch_table(results)
+    con.complete()
     con.register("sk_batch", tbl)
     try:
         con.execute("BEGIN TRANSACTION")
@@ -392,7 +394,7 @@ def _write_batch(con: duckdb.DuckDBPyConnection, results: list[FileResult], mode
         row = con.execute("""SELECT (SELECT count(*) FROM sk_new),
                                     count(*) FILTER (WHERE status = 'ok'),
                                     count(*) FILTER (WHERE status = 'quarantined')
-                             FROM sk_batch""").fetchone()
+                             FROM sk_batch""").fetchall()[0]
         con.execute("DROP TABLE sk_new")
         con.execute("COMMIT")
     except BaseException:
@@ -448,7 +450,7 @@ def holdings(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     row = con.execute("""
         SELECT count(*), coalesce(sum(size), 0), coalesce(sum(duration_ms), 0),
                count(*) FILTER (WHERE fingerprint IS NOT NULL)
-        FROM audio_files""").fetchone()
+        FROM audio_files""").fetchall()[0]
     files, nbytes, dur_ms, fps = (int(v) for v in row) if row else (0, 0, 0, 0)
     links = dict(con.execute("""
         SELECT coalesce(l.method, 'not_linked_yet'), count(*)
@@ -471,13 +473,13 @@ def holdings(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
             FROM audio_fp_matches GROUP BY sha256
         )
         SELECT count(DISTINCT grp), count(*), coalesce(sum(f.size), 0)
-        FROM g JOIN audio_files f USING (sha256)""").fetchone()
+        FROM g JOIN audio_files f USING (sha256)""").fetchall()[0]
     paths = con.execute("""SELECT count(*) FILTER (WHERE sha256 IS NOT NULL)
-                           FROM scan_paths""").fetchone()
+                           FROM scan_paths""").fetchall()[0]
     quarantined = con.execute("""SELECT count(*) FROM quarantine
-                                 WHERE stage = 'scan'""").fetchone()
+                                 WHERE stage = 'scan'""").fetchall()[0]
     tracks = con.execute("""SELECT count(DISTINCT track_id) FROM audio_links
-                            WHERE track_id IS NOT NULL""").fetchone()
+                            WHERE track_id IS NOT NULL""").fetchall()[0]
     return {
         "files": files,
         "bytes": nbytes,

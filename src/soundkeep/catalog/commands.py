@@ -12,6 +12,7 @@ from rich.table import Table
 
 from soundkeep import archive
 from soundkeep.cli_common import ArchiveOpt, JsonOpt, console, err_console, print_json, progress
+from soundkeep.db import one
 from soundkeep.units import format_size
 
 
@@ -30,7 +31,7 @@ def synth(
     = 0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Write a deterministic synthetic catalog of the reference shape (artists, releases, tracks)."""
+    """Write a deterministic synthetic catalog of the reference shape."""
     from soundkeep.catalog.synth import write_catalog
 
     with progress("tracks", quiet=as_json) as prog:
@@ -177,7 +178,7 @@ def quarantine(
     rows = arch.con.execute(
         f"SELECT stage, source_file, row_number, field, value, reason FROM quarantine {where} "
         f"ORDER BY stage, source_file, row_number NULLS FIRST {lim}", params).fetchall()
-    total = arch.con.execute(f"SELECT count(*) FROM quarantine {where}", params).fetchone()
+    total = one(arch.con, f"SELECT count(*) FROM quarantine {where}", params)
     arch.close()
     cols = ("stage", "file", "row", "field", "value", "reason")
     if export:

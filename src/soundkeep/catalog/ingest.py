@@ -23,7 +23,7 @@ from soundkeep.catalog import identifiers as ids
 from soundkeep.catalog.fields import ENTITIES, FEATURE_NAMES, RIGHTS_CC_PATTERN, RIGHTS_FIXED, Field
 from soundkeep.catalog.mapping import Mapping, load_mapping, normalize_entity
 from soundkeep.catalog.readers import Opened, ParquetRange, open_source
-from soundkeep.db import now
+from soundkeep.db import now, one
 from soundkeep.errors import InputError, SoundkeepError
 
 ENTITY_ORDER = ("artists", "releases", "tracks")
@@ -130,20 +130,20 @@ def ingest_file(arch: Archive, path: Path, *, fmt: str | None = None,
     digest = sha256_file(path)
     res = IngestResult(file=str(path.resolve()), format=opened.fmt, entity=entity,
                        source=namespace)
-    done = con.execute(
+    done = one(con,
         "SELECT rows_read, rows_accepted, rows_quarantined FROM sources WHERE sha256 = ? "
-        "AND entity = ? AND source_name = ?", [digest, entity, namespace]).fetchone()
+        "AND entity = ? AND source_name = ?", [digest, entity, namespace])
     if done is not None:
         res.rows_read, res.rows_accepted, res.rows_quarantined = (int(x) for x in done)
         res.skipped = True
         return res
 
-    seen_before = con.execute("SELECT count(*) FROM sources WHERE source_name = ?",
-                              [namespace]).fetchone()
+    seen_before = one(con, "SELECT count(*) FROM sources WHERE source_name = ?",
+                              [namespace])
     started = now()
     con.execute("BEGIN TRANSACTION")
     try:
-        row = con.execute("SELECT coalesce(max(source_id), 0) + 1 FROM sources").fetchone()
+        row = one(con, "SELECT coalesce(max(source_id), 0) + 1 FROM sources")
         source_id = int(row[0]) if row else 1
         ctx = _Context(arch, res, mapping, namespace, source_id)
         ctx.upsert = bool(seen_before and seen_before[0])
@@ -303,8 +303,9 @@ class _Context:
             if f.hi is not None:
                 rng.append(f"{n} > {f.hi}")
             if rng:
-                lo = "" if f.lo is None else f"{f.lo:g}"
-                hi = "" if f.hi is None else f"{f.hi:g}"
+                fmt = "{:.0f}" if f.kind == "int" else "{:g}"
+                lo = "" if f.lo is None else fmt.format(f.lo)
+                hi = "" if f.hi is None else fmt.format(f.hi)
                 desc = f"between {lo} and {hi}" if lo and hi else (f">= {lo}" if lo else f"<= {hi}")
                 out.append((" OR ".join(rng), f"out of range; expected {what} {desc}"))
         elif f.kind == "bool":
@@ -391,7 +392,7 @@ class _Context:
                  s AS (SELECT {", ".join(typed_cols)} FROM t),
                  c AS (SELECT *, {idx} AS q_idx FROM s),
                  k AS (SELECT *, {skey} AS skey FROM c)
-            SELECT * EXCLUDE ({", ".join(["_row"] + raw_names)}), _row,
+            SELECT * EXCLUDE ({", ".join(["_row", *raw_names])}), _row,
                    sk_id('{kind}', {self.ns}, skey) AS eid,
                    {rel} AS rel_id,
                    left({values}, 200) AS q_value
@@ -422,8 +423,8 @@ class _Context:
             con.register("raw", batch)
             con.execute(f"CREATE OR REPLACE TEMP TABLE v AS {self.validated_sql}")
             con.unregister("raw")
-        n_read, n_bad = con.execute(
-            "SELECT count(*), count(q_idx) FROM v").fetchone() or (0, 0)
+        n_read, n_bad = one(con,
+            "SELECT count(*), count(q_idx) FROM v") or (0, 0)
         con.execute(
             f"INSERT INTO quarantine SELECT 'ingest', {self.file}, _row, {self.q_field}, q_value, "
             f"{self.q_reason}, now() FROM v WHERE q_idx IS NOT NULL")

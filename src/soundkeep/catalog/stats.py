@@ -6,27 +6,24 @@ from typing import Any
 
 import duckdb
 
-
-def _one(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
-    row = con.execute(sql).fetchone()
-    return None if row is None else row[0]
+from soundkeep.db import one
 
 
 def catalog_stats(con: duckdb.DuckDBPyConnection, top: int = 20) -> dict[str, Any]:
     """The figures `soundkeep stats` prints: counts, ISRC sharing, histograms, top genres."""
-    isrc = con.execute("""
+    isrc = one(con, """
         WITH g AS (SELECT isrc, count(*) AS n FROM tracks WHERE isrc IS NOT NULL GROUP BY isrc)
         SELECT count(*), count(*) FILTER (WHERE n > 1), coalesce(max(n), 0),
                coalesce(sum(n), 0), coalesce(sum(n) FILTER (WHERE n > 1), 0)
-        FROM g""").fetchone() or (0, 0, 0, 0, 0)
-    counts = con.execute("""
+        FROM g""") or (0, 0, 0, 0, 0)
+    counts = one(con, """
         SELECT (SELECT count(*) FROM tracks), (SELECT count(*) FROM releases),
                (SELECT count(*) FROM artists), (SELECT count(*) FROM quarantine),
                (SELECT count(*) FROM tracks WHERE distributable),
                (SELECT count(*) FROM tracks WHERE explicit),
                (SELECT count(*) FROM track_artists), (SELECT count(*) FROM release_artists),
                (SELECT count(DISTINCT genre) FROM artist_genres),
-               (SELECT count(*) FROM sources)""").fetchone() or (0,) * 10
+               (SELECT count(*) FROM sources)""") or (0,) * 10
     pop = con.execute("""
         SELECT CASE WHEN popularity IS NULL THEN -1 ELSE popularity // 10 * 10 END AS bucket,
                count(*) FROM tracks GROUP BY 1 ORDER BY 1""").fetchall()
