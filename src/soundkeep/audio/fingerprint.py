@@ -66,6 +66,9 @@ def match_new(con: duckdb.DuckDBPyConnection, min_similarity: float) -> int:
         CREATE OR REPLACE TEMP TABLE fp_new AS
         SELECT sha256 FROM audio_files
         WHERE fp_matched_at IS NULL AND fingerprint_raw IS NOT NULL""")
+    if con.execute("SELECT count(*) FROM fp_new").fetchall()[0][0] == 0:
+        con.execute("DROP TABLE fp_new")
+        return 0
     sim, overlap = similarity_sql("q.fingerprint_raw", "o.fingerprint_raw", "p.off")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE fp_pairs AS

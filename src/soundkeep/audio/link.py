@@ -10,17 +10,29 @@ from typing import Any
 
 import duckdb
 
+from soundkeep import db
+
 METHODS = ("isrc", "mbid", "fingerprint", "title_artist_duration")
 # Two candidates whose confidences are this close are a tie: the file is ambiguous.
 AMBIGUITY_MARGIN = 0.05
 # Fingerprint links propagate through files linked in the same run: at most this many hops.
 FINGERPRINT_ROUNDS = 3
+LINK_STATE_KEY = "audio.link_catalog_state"
 
 # Text compared for title and artist matches: lower case, no accents, punctuation as spaces.
 _NORM_MACRO = """
 CREATE OR REPLACE TEMP MACRO sk_norm(x) AS
   trim(regexp_replace(lower(strip_accents(x)), '[^a-z0-9]+', ' ', 'g'))
 """
+
+
+def catalog_state(con: duckdb.DuckDBPyConnection) -> str:
+    """A cheap summary that changes whenever tracks or their sources change."""
+    row = con.execute("""
+        SELECT (SELECT count(*) FROM tracks), (SELECT count(*) FROM sources),
+               (SELECT max(source_id) FROM sources), (SELECT max(finished_at) FROM sources)
+    """).fetchall()[0]
+    return ":".join(str(v) for v in row)
 
 
 @dataclass
@@ -37,13 +49,21 @@ def link_pending(con: duckdb.DuckDBPyConnection, cfg: LinkSettings) -> dict[str,
 
     Returns how many files each method linked in this run, plus 'ambiguous' and 'unlinked'.
     """
+    # Files never linked are always tried; files left unlinked or ambiguous are tried again
+    # only when the catalog changed since the last run (else the answer cannot change).
+    state = catalog_state(con)
+    retry = db.get_meta(con, LINK_STATE_KEY) != state
     con.execute(_NORM_MACRO)
-    con.execute("""
+    con.execute(f"""
         CREATE OR REPLACE TEMP TABLE lk_pending AS
         SELECT f.sha256, f.tag_isrc, f.tag_mb_recording_id, f.tag_title, f.tag_artists,
                f.tag_album, f.tag_track_number, f.duration_ms
         FROM audio_files f LEFT JOIN audio_links l USING (sha256)
-        WHERE l.sha256 IS NULL OR l.track_id IS NULL""")
+        WHERE l.sha256 IS NULL {"OR l.track_id IS NULL" if retry else ""}""")
+    db.set_meta(con, LINK_STATE_KEY, state)
+    if con.execute("SELECT count(*) FROM lk_pending").fetchall()[0][0] == 0:
+        con.execute("DROP TABLE lk_pending")
+        return {}
     con.execute("""CREATE OR REPLACE TEMP TABLE lk_result
                    (sha256 VARCHAR, track_id BIGINT, method VARCHAR, confidence DOUBLE)""")
     con.execute("""CREATE OR REPLACE TEMP TABLE lk_cand

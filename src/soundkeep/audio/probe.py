@@ -28,6 +28,9 @@ TAIL_SECONDS = 1.0
 TAIL_PACKETS = 4
 # How far the real end may fall short of the declared length before the file counts as cut.
 MIN_SHORTFALL = 0.5
+# A jump in packet timestamps longer than this means lost frames (Vorbis timestamps jitter by
+# about 10 ms at block-size changes; one lost FLAC frame is about 90 ms).
+MAX_GAP_SECONDS = 0.05
 # Containers whose header gives the exact length (checked against the demuxed end); for the
 # others the whole file is demuxed to find it.
 _EXACT_HEADER = {"flac", "ogg", "wav", "mp4", "aiff"}
@@ -165,7 +168,7 @@ def _probe(task: ScanTask, reader: store.HashingReader, res: FileResult) -> None
             _check_ogg_end(reader)
         elif res.container == "wav":
             _check_wav(reader)
-        ends = _Ends()
+        ends = _Ends(stream.time_base, stream.start_time or 0)
         if task.fingerprint:
             _fingerprint(container, stream, res, ends)
         duration = _duration(container, stream, exact_header, ends)
@@ -188,19 +191,38 @@ def _declared(container: Any, stream: Any) -> float | None:
 
 
 class _Ends:
-    """Where the demuxed packets of one stream end (updated by every pass over them)."""
+    """Where the demuxed packets of one stream end, and whether they run on without a hole.
 
-    def __init__(self) -> None:
+    Packets of a sequential pass must follow each other: a jump in timestamps means frames
+    were lost (a demuxer skips over damaged data to the next frame it can parse).
+    """
+
+    def __init__(self, time_base: Any, start: int) -> None:
+        self.tb = time_base
+        self.start = start
         self.end: int | None = None
         self.last_dur = 0
         self.pts: int | None = None
+        self.next_pts: int | None = None   # None right after a seek
+        self.max_gap = int(MAX_GAP_SECONDS / time_base)
 
     def see(self, packet: Any) -> None:
-        if packet.pts is not None:
-            self.pts = packet.pts
-            self.last_dur = packet.duration or 0
-            stop = packet.pts + self.last_dur
-            self.end = stop if self.end is None else max(self.end, stop)
+        """Account for one packet; a hole in the timestamps refuses the file."""
+        if packet.pts is None:
+            return
+        if self.next_pts is not None and packet.pts - self.next_pts > self.max_gap:
+            gap = float((packet.pts - self.next_pts) * self.tb)
+            at = float((self.next_pts - self.start) * self.tb)
+            raise Refused(f"corrupt audio data: {gap:.2f} s missing at {at:.1f} s")
+        self.pts = packet.pts
+        self.last_dur = packet.duration or 0
+        stop = packet.pts + self.last_dur
+        self.next_pts = stop
+        self.end = stop if self.end is None else max(self.end, stop)
+
+    def seeked(self) -> None:
+        """The next packet comes from somewhere else: do not compare it with the last one."""
+        self.next_pts = None
 
 
 def _duration(container: Any, stream: Any, exact_header: bool, ends: _Ends) -> float:
@@ -215,6 +237,7 @@ def _duration(container: Any, stream: Any, exact_header: bool, ends: _Ends) -> f
         # Where seeking fails, demux on from where we are, to the end.
         with contextlib.suppress(av.FFmpegError):
             container.seek(target, stream=stream, backward=True, any_frame=False)
+            ends.seeked()
     # Demux to the end; decode only the last few packets (after a seek the decoder starts
     # cold anyway): that catches a final packet cut short at a fraction of a full decode.
     last: deque[Any] = deque(maxlen=TAIL_PACKETS)
@@ -261,19 +284,21 @@ def _fingerprint(container: Any, stream: Any, res: FileResult, ends: _Ends) -> N
 
     def blocks() -> Iterator[bytes]:
         nonlocal decoded
-        for packet in container.demux(stream):
-            ends.see(packet)
+        packets = container.demux(stream)
+        while decoded < limit:
             try:
+                packet = next(packets)
+                ends.see(packet)
                 frames = packet.decode()
+            except StopIteration:
+                return
             except av.FFmpegError as exc:
-                at = "" if packet.pts is None else f" at {float(packet.pts * tb):.1f} s"
+                at = "" if ends.pts is None else f" at {float(ends.pts * tb):.1f} s"
                 raise Refused(f"corrupt audio data{at} ({_av_msg(exc)})") from None
             for frame in frames:
                 for out in resampler.resample(frame):
                     yield bytes(out.planes[0])[: out.samples * 2 * channels]
                 decoded += frame.samples
-            if decoded >= limit:
-                return
 
     try:
         res.fingerprint, res.fingerprint_raw = fpmod.fingerprint_pcm(

@@ -162,9 +162,6 @@ def scan(arch: Archive, dirs: list[Path], opts: ScanOptions,
     report = ScanReport()
     roots = _check_roots(arch, dirs, opts.mode)
     report.roots = [str(r) for r in roots]
-    if opts.fingerprint and not fpmod.available():
-        opts.fingerprint = False
-        report.warnings.append(fpmod.MISSING_WARNING)
     con = arch.con
     store_dir = arch.store_dir
     store.clean_tmp(store_dir)
@@ -172,6 +169,9 @@ def scan(arch: Archive, dirs: list[Path], opts: ScanOptions,
     report.found = walked.num_rows
     todo, report.gone = _plan(con, walked, roots)
     report.unchanged = report.found - todo.num_rows
+    if todo.num_rows and opts.fingerprint and not fpmod.available():
+        opts.fingerprint = False
+        report.warnings.append(fpmod.MISSING_WARNING)
     total_bytes = sum(todo.column("size").to_pylist())
     if on_total:
         on_total(todo.num_rows, total_bytes)

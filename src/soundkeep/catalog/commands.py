@@ -82,7 +82,7 @@ def ingest(
             prog.update(tasks[name], completed=done, total=total)
 
         if fmt in plugin_formats:
-            results = plugin_formats[fmt](arch, sources, on_progress=on_progress)
+            results = plugin_formats[fmt](arch, sources, on_progress)
         else:
             results = ingest_paths(arch, sources, fmt=fmt, mapping_path=mapping, source=source,
                                    entity=entity, table=table, encoding=encoding,

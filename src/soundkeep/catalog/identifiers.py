@@ -1,4 +1,4 @@
-"""Music identifiers: ISRC (ISO 3901), UPC-A / EAN-13 (GTIN check digit), MusicBrainz ids.
+"""Music identifiers: ISRC (ISO 3901), barcodes (GTIN: EAN-8, UPC-A, EAN-13), MusicBrainz ids.
 
 Each check exists twice: in Python (for single values and tests) and as SQL (for batches of
 millions of rows in DuckDB). Tests hold the two to the same answers.
@@ -35,8 +35,8 @@ def normalize_upc(value: str) -> str:
 
 
 def is_valid_upc(value: str) -> bool:
-    """True for a UPC-A (12 digits) or EAN-13 (13 digits) whose check digit is right."""
-    if len(value) not in (12, 13) or not value.isascii() or not value.isdigit():
+    """True for a GTIN barcode (EAN-8, UPC-A, EAN-13, GTIN-14) whose check digit is right."""
+    if len(value) not in (8, 12, 13, 14) or not value.isascii() or not value.isdigit():
         return False
     return gtin_check_digit(value[:-1]) == int(value[-1])
 
@@ -74,14 +74,14 @@ def sql_normalize_upc(x: str) -> str:
 
 
 def sql_is_valid_upc(x: str) -> str:
-    """SQL boolean: a 12 or 13 digit barcode whose GTIN check digit is right."""
-    # Left-pad UPC-A to 13 digits (an EAN-13 with a leading 0); then weights 1,3,1,...,1 over
-    # all 13 digits sum to a multiple of 10 exactly when the check digit is right. Written out
-    # digit by digit: no per-row lambda, so it runs at column speed.
-    padded = f"lpad({x}, 13, '0')"
-    terms = " + ".join(f"{1 if i % 2 == 0 else 3} * (ascii(substr({padded}, {i + 1}, 1)) - 48)"
-                       for i in range(13))
-    return f"(regexp_full_match({x}, '[0-9]{{12,13}}') AND ({terms}) % 10 = 0)"
+    """SQL boolean: an 8, 12, 13 or 14 digit barcode whose GTIN check digit is right."""
+    # Left-pad to 14 digits; then weights 3,1,3,...,1 from the left sum to a multiple of 10
+    # exactly when the check digit is right. Written out digit by digit: no per-row lambda,
+    # so it runs at column speed.
+    padded = f"lpad({x}, 14, '0')"
+    terms = " + ".join(f"{3 if i % 2 == 0 else 1} * (ascii(substr({padded}, {i + 1}, 1)) - 48)"
+                       for i in range(14))
+    return (f"(regexp_full_match({x}, '[0-9]{{8}}|[0-9]{{12,14}}') AND ({terms}) % 10 = 0)")
 
 
 def sql_is_valid_mbid(x: str) -> str:

@@ -28,6 +28,7 @@ from soundkeep.errors import InputError, SoundkeepError
 
 ENTITY_ORDER = ("artists", "releases", "tracks")
 Progress = Callable[[str, int, int | None], None]  # (file, done, total) in rows or bytes
+AfterBatch = Callable[[duckdb.DuckDBPyConnection, "pa.RecordBatch | ParquetRange", int], None]
 
 
 @dataclass
@@ -116,14 +117,20 @@ def _record_refusal(con: duckdb.DuckDBPyConnection, path: Path, exc: InputError)
 def ingest_file(arch: Archive, path: Path, *, fmt: str | None = None,
                 mapping: Mapping | None = None, source: str | None = None,
                 table: str | None = None, encoding: str = "utf-8",
-                on_progress: Progress | None = None) -> IngestResult:
-    """Ingest one file in one transaction; raises InputError when the file is refused whole."""
+                on_progress: Progress | None = None,
+                after_batch: AfterBatch | None = None) -> IngestResult:
+    """Ingest one file in one transaction; raises InputError when the file is refused whole.
+
+    `after_batch(con, batch, source_id)` runs in the same transaction after each batch, with
+    the batch's accepted rows in the temp table `v` (column `eid` is the soundkeep id): an
+    importer adds what its format knows beyond the generic fields there.
+    """
     t0 = time.perf_counter()
     mapping = mapping or Mapping()
     con = arch.con
     batch_rows = arch.settings.typed("ingest.batch_rows", int, 1)
     opened = open_source(path, fmt, batch_rows=batch_rows, encoding=encoding,
-                         table=table or mapping.table)
+                         table=table or mapping.table, query=mapping.query)
     entity = mapping.entity or _entity_of(opened)
     namespace = source or mapping.source or opened.metadata.get("soundkeep.source") or \
         path.name.split(".")[0]
@@ -150,6 +157,8 @@ def ingest_file(arch: Archive, path: Path, *, fmt: str | None = None,
         for i, batch in enumerate(opened.batches):
             ctx.upsert = ctx.upsert or i > 0
             ctx.load(batch)
+            if after_batch is not None and batch.num_rows:
+                after_batch(con, batch, source_id)
             if on_progress:
                 if opened.position is not None:
                     on_progress(str(path), opened.position(), opened.size)
@@ -182,6 +191,15 @@ def _entity_of(opened: Opened) -> str:
 
         return ENTITY_ALIASES.get(opened.metadata["table"].lower(), "tracks")
     return "tracks"
+
+
+def json_path(path: str) -> str:
+    """A mapping path ('release-group.primary-type', 'artists[*].name') as a DuckDB JSON path."""
+    parts = []
+    for part in path.split("."):
+        name, bracket, idx = part.partition("[")
+        parts.append(_q(name) + (bracket + idx if bracket else ""))
+    return "$." + ".".join(parts)
 
 
 def _q(name: str) -> str:
@@ -219,10 +237,10 @@ class _Context:
         if "_line" in schema.names:  # JSON Lines: extract with JSON paths
             path = self.mapping.fields.get(f.name)
             if path:
-                jp = _lit("$." + path)
-                return f"json_extract_string(_line, {jp})", (
+                jp = _lit(json_path(path))
+                return f"json_extract_string(_j, {jp})", (
                     pa.list_(pa.string()) if "[*]" in path else None)
-            alts = [f"json_extract_string(_line, {_lit('$.' + _q(n))})" for n in f.names]
+            alts = [f"json_extract_string(_j, {_lit('$.' + _q(n))})" for n in f.names]
             return "coalesce(" + ", ".join(alts) + ")", None
         lower = {n.lower(): n for n in schema.names if not n.startswith("_")}
         path = self.mapping.fields.get(f.name)
@@ -318,8 +336,8 @@ class _Context:
                         "not a valid ISRC; expected CC-XXX-YY-NNNNN (ISO 3901)"))
         elif f.kind == "upc":
             out.append((f"{n} IS NOT NULL AND NOT {ids.sql_is_valid_upc(n)}",
-                        "not a valid UPC-A/EAN-13; expected 12 or 13 digits with a right check "
-                        "digit"))
+                        "not a valid barcode; expected 8, 12, 13 or 14 digits (EAN-8, UPC-A, "
+                        "EAN-13, GTIN-14) with a right check digit"))
         elif f.kind == "date":
             out.append((f"{n} IS NOT NULL AND {_date_sql(n)} IS NULL",
                         "not a date; expected YYYY, YYYY-MM or YYYY-MM-DD"))
@@ -344,8 +362,11 @@ class _Context:
             typed_cols += ["_invalid", "_raw"]
             checks.append(("_invalid IS NOT NULL", "", "_raw", "_invalid"))
         if "_line" in schema.names:
-            raw_cols.append("_line")
-            typed_cols.append("_line")
+            # Fields come from _j: the line when it is a JSON object, else NULL (the JSON
+            # functions raise on malformed text; such a line is quarantined by the checks).
+            raw_cols += ["_line", "CASE WHEN json_valid(_line) AND json_type(_line) = 'OBJECT' "
+                                  "THEN _line END AS _j"]
+            typed_cols += ["_line", "_j"]
             checks.append(("NOT json_valid(_line)", "", "_line", "'not valid JSON'"))
             checks.append(("json_type(_line) <> 'OBJECT'", "", "_line",
                            "'expected a JSON object on each line'"))
@@ -383,6 +404,7 @@ class _Context:
         values = ("CASE q_idx " + " ".join(f"WHEN {i + 1} THEN {c[2]}" for i, c in
                                            enumerate(checks)) + " END") if checks else "NULL"
         kind, content = _ID_OF[self.res.entity]
+        dropped = ["_row", *raw_names, *(["_j"] if "_line" in self.columns else [])]
         # The source's own id, or (CASE is lazy) a hash of the row's content when it has none.
         skey = f"CASE WHEN id IS NOT NULL THEN id ELSE md5({content}) END"
         rel = (f"CASE WHEN release_id IS NOT NULL THEN sk_id('release', {self.ns}, release_id) END"
@@ -392,7 +414,7 @@ class _Context:
                  s AS (SELECT {", ".join(typed_cols)} FROM t),
                  c AS (SELECT *, {idx} AS q_idx FROM s),
                  k AS (SELECT *, {skey} AS skey FROM c)
-            SELECT * EXCLUDE ({", ".join(["_row", *raw_names])}), _row,
+            SELECT * EXCLUDE ({", ".join(dropped)}), _row,
                    sk_id('{kind}', {self.ns}, skey) AS eid,
                    {rel} AS rel_id,
                    left({values}, 200) AS q_value

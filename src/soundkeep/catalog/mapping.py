@@ -5,6 +5,7 @@
     source = "my-export"       # the namespace of the source's own ids (stable soundkeep ids)
     list_separator = ";"       # how a text column holds several artists or genres
     table = "songs"            # for SQLite: which table
+    query = "SELECT rowid AS _row, * FROM songs WHERE kind = 'music'"   # or a query
     [fields]
     title = "name"                      # a column
     isrc = "external_ids.isrc"          # a nested path (JSON, or a Parquet struct)
@@ -32,6 +33,7 @@ class Mapping:
     source: str | None = None
     list_separator: str = ";"
     table: str | None = None
+    query: str | None = None  # SQLite: a SELECT (with a `_row` column) instead of a table
     fields: dict[str, str] = field(default_factory=dict)
 
 
@@ -50,7 +52,7 @@ def load_mapping(path: Path) -> Mapping:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"not a readable TOML mapping: {exc}", file=str(path)) from None
-    known = {"entity", "source", "list_separator", "table", "fields"}
+    known = {"entity", "source", "list_separator", "table", "query", "fields"}
     for key in data:
         if key not in known:
             raise ConfigError("unknown key", file=str(path), field=key,
@@ -58,7 +60,7 @@ def load_mapping(path: Path) -> Mapping:
     m = Mapping()
     if "entity" in data:
         m.entity = normalize_entity(str(data["entity"]), "entity")
-    for key in ("source", "list_separator", "table"):
+    for key in ("source", "list_separator", "table", "query"):
         if key in data:
             if not isinstance(data[key], str) or not data[key]:
                 raise ConfigError("expected a non-empty string", file=str(path), field=key,

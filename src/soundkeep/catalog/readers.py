@@ -53,7 +53,7 @@ class Opened:
 
     path: Path
     fmt: str
-    batches: Iterator[pa.RecordBatch]
+    batches: Iterator[pa.RecordBatch | ParquetRange]
     total_rows: int | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     position: Callable[[], int] | None = None  # bytes consumed so far (text formats)
@@ -124,7 +124,8 @@ def sniff(path: Path, claimed: str | None = None) -> str:
 
 
 def open_source(path: Path, fmt: str | None = None, batch_rows: int = 500_000,
-                encoding: str = "utf-8", table: str | None = None) -> Opened:
+                encoding: str = "utf-8", table: str | None = None,
+                query: str | None = None) -> Opened:
     """Open a catalog source file for batch reading; a file that is not what it claims fails."""
     kind = sniff(path, fmt)
     base, _, compression = kind.partition("+")
@@ -132,17 +133,18 @@ def open_source(path: Path, fmt: str | None = None, batch_rows: int = 500_000,
     if base == "parquet":
         return _open_parquet(path, batch_rows, size)
     if base == "sqlite":
-        return _open_sqlite(path, batch_rows, table, size)
+        return _open_sqlite(path, batch_rows, table, size, query)
     outer = _Counting(path.open("rb"))
-    stream: IO[bytes]
+    buffered = io.BufferedReader(outer)
+    stream: Any
     if compression == "gzip":
-        stream = gzip.GzipFile(fileobj=io.BufferedReader(outer))  # type: ignore[arg-type]
+        stream = gzip.GzipFile(fileobj=buffered)
     elif compression == "zstd":
         import zstandard
 
-        stream = zstandard.ZstdDecompressor().stream_reader(outer)
+        stream = zstandard.ZstdDecompressor().stream_reader(buffered)
     else:
-        stream = io.BufferedReader(outer)
+        stream = buffered
     if base == "jsonl":
         batches = _jsonl_batches(path, stream, batch_rows, encoding)
     else:
@@ -191,7 +193,7 @@ def _open_parquet(path: Path, batch_rows: int, size: int) -> Opened:
             start = stop
     if stop > start:
         ranges.append(ParquetRange(path, start, stop, schema))
-    return Opened(path=path, fmt="parquet", batches=iter(ranges),  # type: ignore[arg-type]
+    return Opened(path=path, fmt="parquet", batches=iter(ranges),
                   total_rows=pf.metadata.num_rows, metadata=meta, size=size)
 
 
@@ -306,7 +308,8 @@ def _jsonl_batches(path: Path, stream: IO[bytes], batch_rows: int,
                                          names=["_line", "_row"])
 
 
-def _open_sqlite(path: Path, batch_rows: int, table: str | None, size: int) -> Opened:
+def _open_sqlite(path: Path, batch_rows: int, table: str | None, size: int,
+                 query: str | None = None) -> Opened:
     try:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         tables = [r[0] for r in con.execute(
@@ -314,6 +317,8 @@ def _open_sqlite(path: Path, batch_rows: int, table: str | None, size: int) -> O
             "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
     except sqlite3.DatabaseError as exc:
         raise InputError(f"not a readable SQLite database ({exc})", file=str(path)) from None
+    if query is not None:
+        return _sqlite_query(con, path, batch_rows, query, size)
     if table is None:
         for guess in ("tracks", "items", "recordings"):
             if guess in tables:
@@ -328,9 +333,22 @@ def _open_sqlite(path: Path, batch_rows: int, table: str | None, size: int) -> O
         raise InputError("no such table", file=str(path), value=table,
                          expected="one of " + ", ".join(tables))
     quoted = '"' + table.replace('"', '""') + '"'
-    total = con.execute(f"SELECT count(*) FROM {quoted}").fetchone()[0]
-    cur = con.execute(f"SELECT *, rowid AS _row FROM {quoted}")
+    opened = _sqlite_query(con, path, batch_rows, f"SELECT *, rowid AS _row FROM {quoted}", size)
+    opened.metadata["table"] = table
+    return opened
+
+
+def _sqlite_query(con: sqlite3.Connection, path: Path, batch_rows: int, query: str,
+                  size: int) -> Opened:
+    try:
+        total = con.execute(f"SELECT count(*) FROM ({query})").fetchone()[0]
+        cur = con.execute(query)
+    except sqlite3.DatabaseError as exc:
+        raise InputError(f"cannot read the SQLite data ({exc})", file=str(path)) from None
     names = [d[0] for d in cur.description]
+    if "_row" not in names:
+        raise InputError("the SQLite query has no _row column", file=str(path),
+                         expected="a query selecting rowid AS _row")
 
     def gen() -> Iterator[pa.RecordBatch]:
         try:
@@ -345,8 +363,7 @@ def _open_sqlite(path: Path, batch_rows: int, table: str | None, size: int) -> O
         finally:
             con.close()
 
-    return Opened(path=path, fmt="sqlite", batches=gen(), total_rows=total,
-                  metadata={"table": table}, size=size)
+    return Opened(path=path, fmt="sqlite", batches=gen(), total_rows=total, size=size)
 
 
 def _column(values: list[Any]) -> pa.Array:

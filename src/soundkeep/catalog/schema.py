@@ -101,6 +101,22 @@ CREATE TABLE quarantine (
     reason VARCHAR NOT NULL,
     quarantined_at TIMESTAMPTZ
 );
+-- A release's track list by the source's own keys: which recording stands at which position.
+-- (MusicBrainz separates recordings from the releases they appear on.)
+CREATE TABLE release_tracks (
+    release_id BIGINT NOT NULL,
+    recording_key VARCHAR NOT NULL,
+    disc_number SMALLINT,
+    track_number SMALLINT,
+    source_id INTEGER
+);
+-- Files a source says it holds for a track (e.g. a beets library's item paths), so the
+-- audio scan can link those files at once.
+CREATE TABLE known_paths (
+    path VARCHAR NOT NULL,
+    track_id BIGINT NOT NULL,
+    source_id INTEGER
+);
 CREATE VIEW genres AS
     SELECT genre, count(*) AS artists FROM artist_genres GROUP BY genre
 """),
