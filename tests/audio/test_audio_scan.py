@@ -26,9 +26,9 @@ Scan = Callable[..., scanmod.ScanReport]
 def small_tree(root: Path) -> dict[str, Path]:
     """Good files of several formats, a duplicate, and every kind of bad file."""
     files = {
-        "flac": write_audio(root / "a" / "one.flac", "flac", seconds=2.0, seed=1),
-        "opus": write_audio(root / "a" / "two.opus", "opus", seconds=2.0, seed=2),
-        "mp3": write_audio(root / "b" / "three.mp3", "mp3", seconds=2.0, seed=3),
+        "flac": write_audio(root / "a" / "one.flac", "flac", seconds=4.0, seed=1),
+        "opus": write_audio(root / "a" / "two.opus", "opus", seconds=4.0, seed=2),
+        "mp3": write_audio(root / "b" / "three.mp3", "mp3", seconds=4.0, seed=3),
         "wav": write_audio(root / "b" / "deep" / "four.wav", "wav", kind="tone", seconds=1.0),
     }
     files["dup"] = root / "b" / "copy-of-one.flac"
@@ -91,7 +91,7 @@ def test_in_place_mode_records_paths_and_stores_nothing(arch: Any, run_scan: Sca
     run_scan(tmp_path / "music", mode="in_place", fingerprint=False)
     held = dict(rows(arch.con, "SELECT store_path, storage_mode FROM audio_files"))
     # One content, two paths: it lives at the first path in sort order.
-    assert str(files["dup"]) in held and str(files["flac"]) not in held
+    assert str(files["flac"]) in held and str(files["dup"]) not in held
     assert set(held.values()) == {"in_place"}
     assert not (arch.root / "store").exists() or not any(
         p.is_file() for p in (arch.root / "store").rglob("*"))
@@ -135,11 +135,11 @@ def test_in_place_holding_follows_its_paths(arch: Any, run_scan: Scan, tmp_path:
     run_scan(tmp_path / "music", mode="in_place", fingerprint=False)
     sha = rows(arch.con, "SELECT sha256 FROM scan_paths WHERE path = ?",
                [str(files["flac"])])[0][0]
-    files["dup"].unlink()  # the first path of the shared content
+    files["flac"].unlink()  # the first path of the shared content
     run_scan(tmp_path / "music", mode="in_place", fingerprint=False)
     assert rows(arch.con, "SELECT store_path FROM audio_files WHERE sha256 = ?",
-                [sha]) == [(str(files["flac"]),)]
-    files["flac"].unlink()  # no path holds it any more: no longer held
+                [sha]) == [(str(files["dup"]),)]
+    files["dup"].unlink()  # no path holds it any more: no longer held
     run_scan(tmp_path / "music", mode="in_place", fingerprint=False)
     assert rows(arch.con, "SELECT count(*) FROM audio_files WHERE sha256 = ?", [sha]) == [(0,)]
 

@@ -47,7 +47,8 @@ OPUS_RATE = 48000
 DURATION_TOLERANCE_S = 0.050
 # At or below this sample peak a signal counts as silence (about one 16-bit step, -90 dBFS).
 SILENCE_PEAK = 10 ** (-90 / 20)
-TMP_SUBDIR = ".tmp/encode"  # inside store/; its own folder, apart from the scan's temp files
+TMP_SUBDIR = ".tmp/encode"
+FRAME_SAMPLES = 48000  # samples per frame handed from the resampler to the encoder and meter  # inside store/; its own folder, apart from the scan's temp files
 
 STATUS_ENCODED = "encoded"
 STATUS_KEPT = "kept_original"
@@ -181,7 +182,9 @@ def _reencode_opus(job: EncodeJob, src: Path, res: EncodeResult, scratch: list[P
         ast = inp.streams.audio[0]
         layout = _layout(ast)
         meter = LoudnessMeter(OPUS_RATE, [c.name for c in layout.channels])
-        resampler = av.AudioResampler(format="flt", layout=layout, rate=OPUS_RATE)
+        # Big frames: per-frame costs in Python (arrays, calls) fall with their number.
+        resampler = av.AudioResampler(format="flt", layout=layout, rate=OPUS_RATE,
+                                      frame_size=FRAME_SAMPLES)
         out = av.open(str(tmp), "w", format="ogg", options={"fflags": "+bitexact"})
         with out:
             try:
@@ -307,7 +310,8 @@ def _resample(resampler: av.AudioResampler, frame: av.AudioFrame | None
 
 def _encode(out: av.container.OutputContainer, ost: av.audio.stream.AudioStream,
             frame: av.AudioFrame, written: int, meter: LoudnessMeter) -> int:
-    meter.add_interleaved(frame.to_ndarray())
+    meter.add_interleaved(np.frombuffer(frame.planes[0], np.float32,
+                                        frame.samples * meter.channels))
     # Timestamps from a sample count: the output starts at 0 whatever the original's offset.
     frame.pts = written
     frame.time_base = Fraction(1, OPUS_RATE)
@@ -332,7 +336,8 @@ def _measure(src: Path) -> tuple[float, Loudness, str]:
         layout = _layout(ast)
         rate = ast.codec_context.sample_rate or ast.rate
         meter = LoudnessMeter(rate, [c.name for c in layout.channels])
-        resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+        resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate,
+                                      frame_size=FRAME_SAMPLES)
         seconds = 0.0
         for frame in _decode(inp, ast):
             seconds += frame.samples / frame.sample_rate

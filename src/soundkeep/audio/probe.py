@@ -301,8 +301,11 @@ def _fingerprint(container: Any, stream: Any, res: FileResult, ends: _Ends) -> N
                 decoded += frame.samples
 
     try:
-        res.fingerprint, res.fingerprint_raw = fpmod.fingerprint_pcm(
-            res.sample_rate or 0, channels, blocks())
+        fp, raw = fpmod.fingerprint_pcm(res.sample_rate or 0, channels, blocks())
+        if raw:
+            res.fingerprint, res.fingerprint_raw = fp, raw
+        else:
+            res.fingerprint_error = "too short to fingerprint"
     except Refused:
         raise
     except Exception as exc:  # chromaprint refuses very short audio: no fingerprint, no refusal

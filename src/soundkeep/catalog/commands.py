@@ -62,9 +62,17 @@ def ingest(
     table: Annotated[str | None, typer.Option("--table", help="SQLite table to read.")] = None,
     encoding: Annotated[str, typer.Option("--encoding", help="Text encoding of CSV/JSON.")]
     = "utf-8",
+    rights: Annotated[str | None, typer.Option(
+        "--rights", help="With --format tags: the rights status of these files, e.g. CC0-1.0.")]
+    = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Ingest catalog files; bad rows go to quarantine, a bad file is refused whole (exit 2)."""
+    """Ingest catalog files; bad rows go to quarantine, a bad file is refused whole (exit 2).
+
+    Besides csv, tsv, jsonl, parquet and sqlite, --format takes the open-data importers:
+    musicbrainz (JSON dumps), listenbrainz (listen counts), beets (library.db) and tags
+    (catalog rows from the tags of audio files in the given directories).
+    """
     from soundkeep.catalog.ingest import ingest_paths
     from soundkeep.catalog.readers import FORMATS
 
@@ -81,7 +89,9 @@ def ingest(
                 tasks[name] = prog.add_task(Path(name).name, total=total)
             prog.update(tasks[name], completed=done, total=total)
 
-        if fmt in plugin_formats:
+        if fmt == "tags":
+            results = plugin_formats[fmt](arch, sources, rights, on_progress)
+        elif fmt in plugin_formats:
             results = plugin_formats[fmt](arch, sources, on_progress)
         else:
             results = ingest_paths(arch, sources, fmt=fmt, mapping_path=mapping, source=source,

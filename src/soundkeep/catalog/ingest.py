@@ -118,23 +118,26 @@ def ingest_file(arch: Archive, path: Path, *, fmt: str | None = None,
                 mapping: Mapping | None = None, source: str | None = None,
                 table: str | None = None, encoding: str = "utf-8",
                 on_progress: Progress | None = None,
-                after_batch: AfterBatch | None = None) -> IngestResult:
+                after_batch: AfterBatch | None = None, opened: Opened | None = None,
+                digest: str | None = None) -> IngestResult:
     """Ingest one file in one transaction; raises InputError when the file is refused whole.
 
     `after_batch(con, batch, source_id)` runs in the same transaction after each batch, with
     the batch's accepted rows in the temp table `v` (column `eid` is the soundkeep id): an
-    importer adds what its format knows beyond the generic fields there.
+    importer adds what its format knows beyond the generic fields there. An importer that
+    builds its own batches passes them as `opened`, with a `digest` that names their content.
     """
     t0 = time.perf_counter()
     mapping = mapping or Mapping()
     con = arch.con
     batch_rows = arch.settings.typed("ingest.batch_rows", int, 1)
-    opened = open_source(path, fmt, batch_rows=batch_rows, encoding=encoding,
-                         table=table or mapping.table, query=mapping.query)
+    if opened is None:
+        opened = open_source(path, fmt, batch_rows=batch_rows, encoding=encoding,
+                             table=table or mapping.table, query=mapping.query)
     entity = mapping.entity or _entity_of(opened)
     namespace = source or mapping.source or opened.metadata.get("soundkeep.source") or \
         path.name.split(".")[0]
-    digest = sha256_file(path)
+    digest = digest or sha256_file(path)
     res = IngestResult(file=str(path.resolve()), format=opened.fmt, entity=entity,
                        source=namespace)
     done = one(con,

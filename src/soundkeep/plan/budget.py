@@ -7,12 +7,12 @@ total value within the byte budget.
 Algorithm (Sinha & Zoltners, 1979): per track, keep only the options on the upper concave hull
 of its (bytes, value) points, starting at (0, 0); an option under the hull is never worth
 taking. Walking a hull gives increments (d_bytes, d_value) of strictly falling efficiency
-d_value / d_bytes. Take increments across all tracks in order of efficiency (ties: by rank,
-then step) while they fit; stop at the first that does not (the critical increment).
+d_value / d_bytes. Take increments across all tracks in order of efficiency (ties: by the
+track's rank, then step) while they fit; stop at the first that does not (the critical one).
 
 The increments taken solve the LP relaxation exactly except for a fraction of the critical
-increment, so greedy <= OPT <= LP = greedy + (left over / d_bytes_c) * d_value_c, which is
-within one increment of one track of the integer optimum. The order is found by weighted
+increment, so greedy <= OPT <= LP = greedy + (left over / d_bytes_c) * d_value_c: the greedy
+is within one increment of one track of the integer optimum. The order is found by weighted
 selection (repeated median partitions, O(n)) rather than a full sort; only ties at the cut-off
 are sorted. A larger budget only extends the taken prefix, so for every increment there is one
 budget from which it is taken (budget_to_take), which is what `plan explain` reports.
@@ -38,6 +38,7 @@ class Increments:
     d_value: np.ndarray   # float64
     eff: np.ndarray       # float64 d_value / d_bytes
     option: np.ndarray    # int64 option index reached by this increment
+    key: np.ndarray       # int64 tie-break among equal efficiencies: row rank, then step
     n_rows: int
 
 
@@ -50,12 +51,17 @@ class Choice:
     bytes_used: int
     objective: float
     lp_bound: float               # upper bound on the integer optimum
+    lp_gap: float                 # lp_bound - objective: the critical increment's fraction
     cutoff_eff: float | None      # efficiency of the critical increment (None: all taken)
     critical: int | None          # index of the critical increment
 
 
-def hull_increments(b: np.ndarray, v: np.ndarray, valid: np.ndarray) -> Increments:
-    """Hull increments of every row from options b (int bytes), v (value), valid: all (N, A)."""
+def hull_increments(b: np.ndarray, v: np.ndarray, valid: np.ndarray,
+                    rank: np.ndarray | None = None) -> Increments:
+    """Hull increments of every row from options b (int bytes), v (value), valid: all (N, A).
+
+    rank (N,) orders rows whose increments are equally efficient (default: row order).
+    """
     n, a = b.shape
     # Work on columns (1-D arrays): A, the number of audio tiers, is a handful.
     bs = [np.where(valid[:, k], b[:, k].astype(np.float64), np.inf) for k in range(a)]
@@ -102,14 +108,17 @@ def hull_increments(b: np.ndarray, v: np.ndarray, valid: np.ndarray) -> Incremen
     r, c = np.nonzero(mask)
     d_bytes = np.rint(np.column_stack(db_cols)[r, c]).astype(np.int64)
     d_value = np.column_stack(dv_cols)[r, c]
-    step = (np.cumsum(mask, axis=1) * mask)[r, c]
-    return Increments(row=r.astype(np.int64), step=step.astype(np.int64), d_bytes=d_bytes,
+    step = (np.cumsum(mask, axis=1) * mask)[r, c].astype(np.int64)
+    row_rank = np.arange(n, dtype=np.int64) if rank is None else np.asarray(rank, np.int64)
+    return Increments(row=r.astype(np.int64), step=step, d_bytes=d_bytes,
                       d_value=d_value, eff=d_value / d_bytes,
-                      option=np.column_stack(os_)[r, c], n_rows=n)
+                      option=np.column_stack(os_)[r, c], key=row_rank[r] * (a + 1) + step,
+                      n_rows=n)
 
 
-def _critical(eff: np.ndarray, d_bytes: np.ndarray, budget: int) -> tuple[int, int]:
-    """The first increment, in (efficiency desc, index) order, whose bytes exceed the budget."""
+def _critical(eff: np.ndarray, key: np.ndarray, d_bytes: np.ndarray,
+              budget: int) -> tuple[int, int]:
+    """The first increment, in (efficiency desc, key) order, whose bytes exceed the budget."""
     cand = np.arange(len(eff))
     acc = 0  # bytes of the increments known to come before every candidate
     while cand.size > _SORT_BELOW:
@@ -125,11 +134,11 @@ def _critical(eff: np.ndarray, d_bytes: np.ndarray, budget: int) -> tuple[int, i
         s_eq = int(d_bytes[cand[eq]].sum())
         if acc + s_gt + s_eq > budget:
             acc += s_gt
-            cand = cand[eq]  # all tied: index order is the order
+            cand = cand[eq]
             break
         acc += s_gt + s_eq
         cand = cand[e < pivot]
-    order = cand[np.lexsort((cand, -eff[cand]))]
+    order = cand[np.lexsort((key[cand], -eff[cand]))]
     cum = acc + np.cumsum(d_bytes[order])
     k = int(np.searchsorted(cum, budget, side="right"))
     return int(order[k]), int(cum[k] - d_bytes[order[k]])
@@ -144,25 +153,24 @@ def solve(inc: Increments, budget: int | None) -> Choice:
         cutoff: float | None = None
         used = total
     else:
-        crit, used = _critical(inc.eff, inc.d_bytes, budget)
+        crit, used = _critical(inc.eff, inc.key, inc.d_bytes, budget)
         cutoff = float(inc.eff[crit])
-        idx = np.arange(len(inc.eff))
-        taken = (inc.eff > cutoff) | ((inc.eff == cutoff) & (idx < crit))
+        taken = (inc.eff > cutoff) | ((inc.eff == cutoff) & (inc.key < inc.key[crit]))
     option = np.full(inc.n_rows, -1, dtype=np.int64)
     # The last increment taken in a row names its option (a row's taken steps are a prefix).
     last = taken.copy()
     last[:-1] &= ~(taken[1:] & (inc.row[1:] == inc.row[:-1]))
     option[inc.row[last]] = inc.option[last]
     objective = float(inc.d_value[taken].sum())
-    bound = objective
+    gap = 0.0
     if crit is not None and budget is not None:
-        bound += (budget - used) / float(inc.d_bytes[crit]) * float(inc.d_value[crit])
+        gap = (budget - used) / float(inc.d_bytes[crit]) * float(inc.d_value[crit])
     return Choice(option=option, taken=taken, bytes_used=used, objective=objective,
-                  lp_bound=bound, cutoff_eff=cutoff, critical=crit)
+                  lp_bound=objective + gap, lp_gap=gap, cutoff_eff=cutoff, critical=crit)
 
 
 def budget_to_take(inc: Increments, index: int) -> int:
     """The smallest budget from which increment `index` is taken (all before it, and itself)."""
     e = inc.eff[index]
-    before = (inc.eff > e) | ((inc.eff == e) & (np.arange(len(inc.eff)) <= index))
+    before = (inc.eff > e) | ((inc.eff == e) & (inc.key <= inc.key[index]))
     return int(inc.d_bytes[before].sum())

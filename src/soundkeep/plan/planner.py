@@ -16,7 +16,7 @@ from soundkeep.plan import budget as knapsack
 from soundkeep.plan.config import PlanSettings, Tier
 from soundkeep.plan.listens import listens_per_track
 from soundkeep.plan.phases import assign_phases, phase_table
-from soundkeep.plan.priority import Inputs, load_inputs
+from soundkeep.plan.priority import Inputs, load_inputs, rank_order, representatives
 
 # Added to every track's listens when valuing it, so that a track nobody listened to still
 # has a (tiny) value: with a budget that fits everything, everything is kept.
@@ -74,10 +74,12 @@ def tier_options(ps: PlanSettings, duration_ms: np.ndarray, held_bytes: np.ndarr
 
 @dataclass
 class Computed:
-    """A plan's per-track arrays (rank order) and its summary."""
+    """A plan's per-track arrays (query order; `order` lists rows in rank order) and summary."""
 
     inputs: Inputs
-    listens: np.ndarray
+    listens: np.ndarray       # float64 listens (real or estimated)
+    order: np.ndarray         # int64 row indices in rank order
+    rank: np.ndarray          # int64 1 = most important
     tier: np.ndarray          # int64 index into ps.tiers
     status: np.ndarray        # int64 index into statuses(ps)
     est_bytes: np.ndarray     # int64
@@ -86,18 +88,38 @@ class Computed:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def compute(inp: Inputs, ps: PlanSettings) -> Computed:
-    """Decide every track's status, tier, size and phase (no database work)."""
+def eligible_mask(status: np.ndarray, ps: PlanSettings) -> np.ndarray:
+    """Rows that were offered to the budget (every status but the skipped and the errors)."""
+    names = statuses(ps)
+    out = np.ones(len(status), dtype=bool)
+    for s in NOT_ELIGIBLE:
+        out &= status != names.index(s)
+    return out
+
+
+def value_listens(listens: np.ndarray, duplicate_row: np.ndarray) -> np.ndarray:
+    """Listens a track's file preserves: its own plus those of the duplicates it stands for."""
+    dup = duplicate_row >= 0
+    return listens + np.bincount(duplicate_row[dup], weights=listens[dup],
+                                 minlength=len(listens))
+
+
+def compute(inp: Inputs, ps: PlanSettings, con: duckdb.DuckDBPyConnection) -> Computed:
+    """Decide every track's status, tier, size and phase (con is used to sort by rank)."""
     n = len(inp)
     names = statuses(ps)
     code = {s: i for i, s in enumerate(names)}
     listens = listens_per_track(inp.listens, inp.has_listens, inp.popularity, inp.secondary,
                                 ps.listens, ps.secondary.maximum)
+    order = rank_order(con, inp.popularity, listens, inp.secondary, inp.track_id)
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(1, n + 1)
+
     held = inp.held_bytes > 0
     usable = held | (inp.duration_ms > 0)
-    rep_idx = inp.rep_rank - 1
-    dup = (inp.has_isrc & (rep_idx != np.arange(n))
-           & (inp.popularity <= ps.isrc_dedupe_max_popularity) & usable)
+    rep = representatives(inp.dupkey, inp.has_dupkey, usable, rank)
+    dup = ((rep >= 0) & (rep != np.arange(n)) & usable
+           & (inp.popularity <= ps.isrc_dedupe_max_popularity))
     low = ((inp.popularity <= 0) & ~inp.has_listens & ~held
            & (inp.secondary < ps.min_secondary_priority))
     status = np.full(n, code[METADATA_ONLY], dtype=np.int64)
@@ -105,55 +127,62 @@ def compute(inp: Inputs, ps: PlanSettings) -> Computed:
     status[dup] = code[SKIPPED_DUPLICATE]
     status[~usable] = code[ERROR_ZERO_DURATION]
     eligible = usable & ~dup & ~low
-    # A duplicate's listens are preserved by its representative's file.
-    value_listens = listens + np.bincount(rep_idx[dup], weights=listens[dup], minlength=n)
+    dup_row = np.where(dup, rep, -1)
+    vlistens = value_listens(listens, dup_row)
 
     rows = np.flatnonzero(eligible)
-    b, v, valid = tier_options(ps, inp.duration_ms[rows], inp.held_bytes[rows],
-                               value_listens[rows])
-    inc = knapsack.hull_increments(b, v, valid)
+    b, v, valid = tier_options(ps, inp.duration_ms[rows], inp.held_bytes[rows], vlistens[rows])
+    inc = knapsack.hull_increments(b, v, valid, rank[rows])
     choice = knapsack.solve(inc, ps.budget_bytes)
 
     tiers = list(ps.tiers)
     audio = audio_tiers(ps)
     audio_index = np.array([tiers.index(t) for t in audio], dtype=np.int64)
-    empty = tiers.index(ps.empty_tier)
-    tier = np.full(n, empty, dtype=np.int64)
+    tier = np.full(n, tiers.index(ps.empty_tier), dtype=np.int64)
     est_bytes = np.zeros(n, dtype=np.int64)
-    chosen = choice.option >= 0
+    chosen = np.flatnonzero(choice.option >= 0)
     kept_rows = rows[chosen]
-    tier[kept_rows] = audio_index[choice.option[chosen]]
-    est_bytes[kept_rows] = b[np.flatnonzero(chosen), choice.option[chosen]]
+    opt = choice.option[chosen]
+    tier[kept_rows] = audio_index[opt]
+    est_bytes[kept_rows] = b[chosen, opt]
+    weight = np.array([t.weight for t in audio])
+    value = np.zeros(n)
+    value[kept_rows] = weight[opt] * (vlistens[kept_rows] + LISTEN_EPSILON)
 
     has_audio = np.zeros(n, dtype=bool)
     has_audio[kept_rows] = True
     planned_code = np.array([code[t.status] for t in audio], dtype=np.int64)
-    status[kept_rows] = planned_code[choice.option[chosen]]
+    status[kept_rows] = planned_code[opt]
     status[has_audio & ~inp.distributable] = code[DARK]
     missing = has_audio & ~held if inp.holdings else np.zeros(n, dtype=bool)
     status[missing] = code[MISSING_AUDIO]
     in_phase = has_audio & inp.distributable & ~missing
-    phase = assign_phases(est_bytes, in_phase, ps.bundle_bytes)
-    duplicate_of = np.where(dup, inp.track_id[np.where(dup, rep_idx, 0)], -1)
+    phased = order[in_phase[order]]           # distributed rows, in rank order
+    phase = np.zeros(n, dtype=np.int64)
+    phase[phased] = assign_phases(est_bytes[phased], ps.bundle_bytes)
+    duplicate_of = np.where(dup, inp.track_id[np.maximum(dup_row, 0)], -1)
 
-    comp = Computed(inputs=inp, listens=listens, tier=tier, status=status, est_bytes=est_bytes,
-                    phase=phase, duplicate_of=duplicate_of)
-    comp.summary = _summary(comp, ps, choice, has_audio, dup, rep_idx, in_phase)
+    comp = Computed(inputs=inp, listens=listens, order=order, rank=rank, tier=tier,
+                    status=status, est_bytes=est_bytes, phase=phase, duplicate_of=duplicate_of)
+    kept_rec = has_audio | (dup & has_audio[np.maximum(dup_row, 0)])
+    comp.summary = _summary(comp, ps, choice, value, has_audio, kept_rec, phased)
     return comp
 
 
-def _summary(c: Computed, ps: PlanSettings, choice: knapsack.Choice, has_audio: np.ndarray,
-             dup: np.ndarray, rep_idx: np.ndarray, in_phase: np.ndarray) -> dict[str, Any]:
+def _summary(c: Computed, ps: PlanSettings, choice: knapsack.Choice, value: np.ndarray,
+             has_audio: np.ndarray, kept_rec: np.ndarray, phased: np.ndarray,
+             ) -> dict[str, Any]:
     inp = c.inputs
     n = len(inp)
     names = statuses(ps)
     counts = np.bincount(c.status, minlength=len(names))
     tier_tracks = np.bincount(c.tier, minlength=len(ps.tiers))
-    tier_bytes = [int(c.est_bytes[c.tier == i].sum()) for i in range(len(ps.tiers))]
-    total = float(c.listens.sum())
-    # A duplicate's recording is kept when its representative's audio is.
-    kept_rec = has_audio | (dup & has_audio[np.where(dup, rep_idx, 0)])
-    kept_listens = float(c.listens[kept_rec].sum())
+    tier_bytes = np.bincount(c.tier, weights=c.est_bytes, minlength=len(ps.tiers))
+    # Sums in rank order, so the same plan gives the same figures to the last digit.
+    listens_ranked = c.listens[c.order]
+    total = float(listens_ranked.sum())
+    kept_listens = float(listens_ranked[kept_rec[c.order]].sum())
+    objective = float(value[c.order].sum())
     held = inp.held_bytes > 0
     eps_total = (total + LISTEN_EPSILON * n) or 1.0
     summary: dict[str, Any] = {
@@ -161,15 +190,15 @@ def _summary(c: Computed, ps: PlanSettings, choice: knapsack.Choice, has_audio: 
         "budget_bytes": ps.budget_bytes,
         "bytes_planned": int(c.est_bytes.sum()),
         "counts_by_status": {s: int(counts[i]) for i, s in enumerate(names) if counts[i]},
-        "by_tier": {t.name: {"tracks": int(tier_tracks[i]), "bytes": tier_bytes[i]}
+        "by_tier": {t.name: {"tracks": int(tier_tracks[i]), "bytes": int(tier_bytes[i])}
                     for i, t in enumerate(ps.tiers)},
         "tracks_kept": int(has_audio.sum()),
         "tracks_kept_share": float(has_audio.sum() / n) if n else 0.0,
         "listens_total": total,
         "listens_kept_share": kept_listens / total if total > 0 else 0.0,
-        # The objective: listens x tier weight (with the epsilon), as a share of all listens.
-        "listens_weighted_share": choice.objective / eps_total,
-        "lp_bound_share": choice.lp_bound / eps_total,
+        # The objective: listens x tier weight, as a share of all listens; and the LP bound.
+        "listens_weighted_share": objective / eps_total,
+        "lp_bound_share": (objective + choice.lp_gap) / eps_total,
         "cutoff_listens_per_mb": (None if choice.cutoff_eff is None
                                   else choice.cutoff_eff * 1e6),
         "tracks_listens_real": int(inp.has_listens.sum()),
@@ -177,8 +206,9 @@ def _summary(c: Computed, ps: PlanSettings, choice: knapsack.Choice, has_audio: 
         "tracks_held": int(held.sum()),
         "tracks_kept_held": int((has_audio & held).sum()),
         "dark_tracks_kept": int((has_audio & ~inp.distributable).sum()),
-        "phases": phase_table(c.phase, c.est_bytes, np.arange(1, n + 1), inp.popularity),
-        "distributed_bytes": int(c.est_bytes[in_phase].sum()),
+        "phases": phase_table(c.phase[phased], c.est_bytes[phased], c.rank[phased],
+                              inp.popularity[phased]),
+        "distributed_bytes": int(c.est_bytes[phased].sum()),
     }
     if not inp.holdings:
         summary["note"] = ("the archive holds no audio yet: tracks planned for audio are "
@@ -207,7 +237,7 @@ def _plan_table(c: Computed, ps: PlanSettings, plan_id: int) -> pa.Table:
     return pa.table({
         "plan_id": pa.array(np.full(n, plan_id, dtype=np.int32)),
         "track_id": pa.array(inp.track_id),
-        "rank": pa.array(np.arange(1, n + 1, dtype=np.int64)),
+        "rank": pa.array(c.rank),
         "listens_est": pa.array(c.listens),
         "listens_real": pa.array(inp.has_listens),
         "popularity": pa.array(inp.popularity.astype(np.int16)),
@@ -232,7 +262,7 @@ def make_plan(con: duckdb.DuckDBPyConnection, ps: PlanSettings,
     say("reading the catalog")
     inp = load_inputs(con, ps)
     say("choosing tiers")
-    comp = compute(inp, ps)
+    comp = compute(inp, ps, con)
     settings_json = _settings_json(ps)
     latest = con.execute(
         "SELECT plan_id, settings_json, catalog_fingerprint, summary_json FROM plans "

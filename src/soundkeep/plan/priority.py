@@ -1,9 +1,12 @@
-"""Priority and planning inputs: one DuckDB query gives every track in rank order.
+"""Priority and planning inputs: what the plan needs of every track, read in one query.
 
-Rank: popularity first, then real listens, then the secondary priority of the reference
-design (artist popularity, release popularity, log of artist followers), then track_id.
-One copy per ISRC: within an ISRC, the first usable row in rank order is the representative;
-later rows are its duplicates (the plan decides which of them are skipped).
+Rank: popularity first, then listens (real, or estimated: for popularity 0 that is the
+secondary priority of the reference design), then the secondary priority, then track_id.
+One copy per ISRC: among the rows sharing an ISRC, the first usable row in rank order is the
+representative; the plan decides which of the others are skipped as its duplicates.
+
+The rows stay in the order the query returns them; `rank` and `order` (row indices in rank
+order) come from one sort in DuckDB over a narrow Arrow table, so no wide table is ever sorted.
 """
 
 from __future__ import annotations
@@ -16,24 +19,26 @@ import pyarrow as pa
 
 from soundkeep.plan.config import PlanSettings
 
+_CHUNK = 1 << 20
+
 
 @dataclass
 class Inputs:
-    """Planning inputs as numpy arrays, one entry per track, index = rank - 1."""
+    """Planning inputs as numpy arrays, one entry per track (query order)."""
 
-    track_id: np.ndarray      # int64
-    popularity: np.ndarray    # int64 (NULL -> 0)
-    listens: np.ndarray       # float64 real listens (NaN when absent)
-    has_listens: np.ndarray   # bool
-    secondary: np.ndarray     # float64 secondary priority
-    duration_ms: np.ndarray   # int64 (0 when unknown); the held file's when one is held
-    held_bytes: np.ndarray    # int64 (0 when no file is held)
-    sha256: pa.Array          # the held file's sha256 (null when none)
+    track_id: np.ndarray       # int64
+    popularity: np.ndarray     # int64 (NULL -> 0)
+    listens: np.ndarray        # float64 real listens (NaN when absent)
+    has_listens: np.ndarray    # bool
+    secondary: np.ndarray      # float64 secondary priority
+    duration_ms: np.ndarray    # int64 (0 when unknown); the held file's when one is held
+    held_bytes: np.ndarray     # int64 (0 when no file is held)
+    sha256: pa.Array           # the held file's sha256 (null when none)
     distributable: np.ndarray  # bool
-    rep_rank: np.ndarray      # int64 rank of the ISRC representative (own rank when none)
-    has_isrc: np.ndarray      # bool
-    fingerprint: str          # hash of everything above
-    holdings: bool            # whether the archive holds any audio at all
+    dupkey: np.ndarray         # uint64 hash of the ISRC when other rows share it, else 0
+    has_dupkey: np.ndarray     # bool
+    fingerprint: str           # order-independent hash of everything above
+    holdings: bool             # whether the archive holds any audio at all
 
     def __len__(self) -> int:
         return len(self.track_id)
@@ -66,42 +71,25 @@ held AS (
         WHERE l.track_id IS NOT NULL AND f.size > 0
     ) WHERE pick = 1
 ),
-base AS (
-    SELECT t.track_id,
-           coalesce(t.popularity, 0)::BIGINT AS popularity,
-           t.listens::DOUBLE AS listens,
-           t.isrc,
-           t.distributable,
-           coalesce(h.duration_ms, t.duration_ms, 0)::BIGINT AS duration_ms,
-           coalesce(h.size, 0)::BIGINT AS held_bytes,
-           h.sha256,
-           {sec} AS secondary
-    FROM tracks t
-    LEFT JOIN ta ON ta.track_id = t.track_id
-    LEFT JOIN releases r ON r.release_id = t.release_id
-    LEFT JOIN held h ON h.track_id = t.track_id
-),
-ranked AS (
-    SELECT *, row_number() OVER (ORDER BY popularity DESC, listens DESC NULLS LAST,
-                                          secondary DESC, track_id) AS rank
-    FROM base
+shared AS (
+    SELECT isrc FROM tracks WHERE isrc IS NOT NULL GROUP BY isrc HAVING count(*) > 1
 )
-SELECT track_id, popularity, listens, secondary, duration_ms, held_bytes, sha256,
-       distributable, rank, isrc IS NOT NULL AS has_isrc,
-       CASE WHEN isrc IS NULL THEN rank
-            ELSE first_value(rank) OVER (PARTITION BY isrc
-                 ORDER BY (duration_ms > 0 OR held_bytes > 0) DESC, rank) END AS rep_rank,
-       hash(track_id, popularity, listens, isrc, distributable, duration_ms, held_bytes,
-            sha256, secondary) AS h
-FROM ranked
+SELECT t.track_id,
+       coalesce(t.popularity, 0)::SMALLINT AS popularity,
+       t.listens::DOUBLE AS listens,
+       coalesce(t.distributable, false) AS distributable,
+       greatest(coalesce(h.duration_ms, t.duration_ms, 0), 0)::INTEGER AS duration_ms,
+       coalesce(h.size, 0)::BIGINT AS held_bytes,
+       h.sha256,
+       {sec} AS secondary,
+       CASE WHEN t.isrc IN (SELECT isrc FROM shared) THEN hash(t.isrc) END AS dupkey,
+       hash(t.track_id, t.popularity, t.listens, t.isrc, t.distributable, t.duration_ms,
+            h.size, h.duration_ms, h.sha256, {sec}) AS h
+FROM tracks t
+LEFT JOIN ta ON ta.track_id = t.track_id
+LEFT JOIN releases r ON r.release_id = t.release_id
+LEFT JOIN held h ON h.track_id = t.track_id
 """
-
-
-def _np(table: pa.Table, name: str, dtype: type, fill: object = 0) -> np.ndarray:
-    col = table.column(name)
-    if col.null_count:
-        col = col.fill_null(fill)
-    return np.asarray(col.to_numpy(), dtype=dtype)
 
 
 def read_arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
@@ -113,30 +101,74 @@ def read_arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
         cur.close()
 
 
+def _np(table: pa.Table, name: str, dtype: type, fill: object = 0) -> np.ndarray:
+    col = table.column(name)
+    if col.null_count:
+        col = col.fill_null(fill)
+    return np.asarray(col.to_numpy(), dtype=dtype)
+
+
 def load_inputs(con: duckdb.DuckDBPyConnection, ps: PlanSettings) -> Inputs:
-    """Run the input query and return every track's inputs, ordered by rank."""
+    """Run the input query and return every track's inputs as arrays."""
     table = read_arrow(con, _query(ps))
-    n = table.num_rows
-    order = np.empty(n, dtype=np.int64)
-    order[_np(table, "rank", np.int64) - 1] = np.arange(n)
-    table = table.take(pa.array(order))
     listens_col = table.column("listens")
-    has_listens = np.asarray(listens_col.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    has_listens = np.asarray(listens_col.is_valid().to_numpy(), dtype=bool)
+    dupkey_col = table.column("dupkey")
     hashes = _np(table, "h", np.uint64)
-    holdings = con.execute("SELECT count(*) > 0 FROM audio_files").fetchall()[0]
+    holdings = con.execute("SELECT count(*) > 0 FROM audio_files").fetchall()[0][0]
+    n = table.num_rows
     return Inputs(
         track_id=_np(table, "track_id", np.int64),
         popularity=_np(table, "popularity", np.int64),
         listens=_np(table, "listens", np.float64, float("nan")),
         has_listens=has_listens,
         secondary=_np(table, "secondary", np.float64),
-        duration_ms=np.maximum(_np(table, "duration_ms", np.int64), 0),
+        duration_ms=_np(table, "duration_ms", np.int64),
         held_bytes=_np(table, "held_bytes", np.int64),
         sha256=table.column("sha256").combine_chunks(),
         distributable=_np(table, "distributable", np.bool_, False),
-        rep_rank=_np(table, "rep_rank", np.int64),
-        has_isrc=_np(table, "has_isrc", np.bool_, False),
-        # Order-independent sum of row hashes (wrapping), plus the row count.
+        dupkey=_np(table, "dupkey", np.uint64),
+        has_dupkey=np.asarray(dupkey_col.is_valid().to_numpy(), dtype=bool),
+        # Order-independent: a wrapping sum of row hashes, with the row count.
         fingerprint=f"{n}:{int(hashes.sum(dtype=np.uint64)):016x}",
-        holdings=bool(holdings and holdings[0]),
+        holdings=bool(holdings),
     )
+
+
+def rank_order(con: duckdb.DuckDBPyConnection, popularity: np.ndarray, listens: np.ndarray,
+               secondary: np.ndarray, track_id: np.ndarray) -> np.ndarray:
+    """Row indices in rank order: popularity, listens, secondary priority desc; track_id asc."""
+    n = len(track_id)
+    keys = pa.table({
+        "i": pa.array(np.arange(n, dtype=np.int64)),
+        "p": pa.array(popularity.astype(np.int16)),
+        "l": pa.array(listens),
+        "s": pa.array(secondary),
+        "t": pa.array(track_id),
+    })
+    # Several batches so DuckDB scans (and sorts) on every thread.
+    keys = pa.Table.from_batches(keys.to_batches(max_chunksize=_CHUNK))
+    cur = con.cursor()
+    try:
+        cur.register("_plan_keys", keys)
+        out = cur.sql("SELECT i FROM _plan_keys ORDER BY p DESC, l DESC, s DESC, t").to_arrow_table()
+        cur.unregister("_plan_keys")
+    finally:
+        cur.close()
+    return np.asarray(out.column(0).to_numpy(), dtype=np.int64)
+
+
+def representatives(dupkey: np.ndarray, has_dupkey: np.ndarray, usable: np.ndarray,
+                    rank: np.ndarray) -> np.ndarray:
+    """Per row, the row that keeps the audio of its ISRC (first usable in rank order); -1 none."""
+    rep = np.full(len(rank), -1, dtype=np.int64)
+    rows = np.flatnonzero(has_dupkey)
+    if rows.size == 0:
+        return rep
+    order = rows[np.lexsort((rank[rows], ~usable[rows], dupkey[rows]))]
+    key = dupkey[order]
+    start = np.ones(len(order), dtype=bool)
+    start[1:] = key[1:] != key[:-1]
+    group = np.cumsum(start) - 1
+    rep[order] = order[np.flatnonzero(start)][group]
+    return rep

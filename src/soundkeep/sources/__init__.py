@@ -13,9 +13,11 @@ from typing import Any
 from soundkeep.sources.beets import ingest_beets
 from soundkeep.sources.listenbrainz import ingest_listens
 from soundkeep.sources.musicbrainz import ingest_musicbrainz
+from soundkeep.sources.tags import ingest_tags
 
 IMPORTERS: dict[str, Callable[[Any, Iterable[Path], Any], list[Any]]] = {
     "musicbrainz": ingest_musicbrainz,
     "listenbrainz": ingest_listens,
     "beets": ingest_beets,
+    "tags": ingest_tags,
 }
