@@ -20,18 +20,27 @@ import tempfile
 import time
 from pathlib import Path
 
-BARE = """
-import duckdb, sys, time, resource
+# Peak resident memory of this process alone (VmHWM; ru_maxrss would carry the parent's).
+PEAK = """
+def peak():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+"""
+
+BARE = PEAK + """
+import duckdb, sys, time
 con = duckdb.connect(sys.argv[1])
 t = time.perf_counter()
 for name in ("artists", "releases", "tracks"):
-    con.execute(f"CREATE TABLE {name} AS SELECT * FROM read_parquet('{sys.argv[2]}/{name}.parquet')")
+    src = f"{sys.argv[2]}/{name}.parquet"
+    con.execute(f"CREATE TABLE {name} AS SELECT * FROM read_parquet('{src}')")
 con.close()
-print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(time.perf_counter() - t, peak())
 """
 
-INGEST = """
-import sys, time, resource
+INGEST = PEAK + """
+import sys, time
 from pathlib import Path
 from soundkeep import archive
 from soundkeep.catalog.ingest import ingest_paths
@@ -40,14 +49,14 @@ t = time.perf_counter()
 res = ingest_paths(arch, [Path(sys.argv[2])])
 arch.close()
 assert not any(r.error for r in res), res
-print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(time.perf_counter() - t, peak())
 """
 
 
 def _run(code: str, *args: str) -> tuple[float, int]:
     out = subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True,
                          text=True).stdout.split()
-    return float(out[-2]), int(out[-1]) * 1024
+    return float(out[-2]), int(out[-1])
 
 
 def bench(tracks: int, work: Path) -> dict[str, object]:

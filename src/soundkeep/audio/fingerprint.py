@@ -60,7 +60,7 @@ def similarity_sql(a: str, b: str, off: str) -> tuple[str, str]:
 def match_new(con: duckdb.DuckDBPyConnection, min_similarity: float) -> int:
     """Compare files not yet matched with every fingerprinted file; record matching pairs.
 
-    Runs inside the caller's transaction; returns how many new pairs were recorded.
+    Runs inside the caller's transaction; returns how many new pairs of files were found.
     """
     con.execute("""
         CREATE OR REPLACE TEMP TABLE fp_new AS
@@ -92,6 +92,7 @@ def match_new(con: duckdb.DuckDBPyConnection, min_similarity: float) -> int:
         JOIN audio_files o ON o.sha256 = p.other_sha256
         WHERE {overlap} >= {MIN_OVERLAP}
     """)
+    before = con.execute("SELECT count(*) FROM audio_fp_matches").fetchall()[0][0]
     con.execute("""
         INSERT INTO audio_fp_matches
         SELECT DISTINCT sha256, other_sha256, item_offset, similarity FROM (
@@ -103,11 +104,10 @@ def match_new(con: duckdb.DuckDBPyConnection, min_similarity: float) -> int:
           AND NOT EXISTS (SELECT 1 FROM audio_fp_matches m
                           WHERE m.sha256 = n.sha256 AND m.other_sha256 = n.other_sha256)
     """, [min_similarity])
-    row = con.execute("SELECT count(*) FROM fp_pairs WHERE similarity >= ?",
-                      [min_similarity]).fetchall()[0]
+    after = con.execute("SELECT count(*) FROM audio_fp_matches").fetchall()[0][0]
     con.execute("""
         UPDATE audio_files SET fp_matched_at = now()
         WHERE sha256 IN (SELECT sha256 FROM fp_new)""")
     con.execute("DROP TABLE fp_new")
     con.execute("DROP TABLE fp_pairs")
-    return int(row[0]) if row else 0
+    return (int(after) - int(before)) // 2

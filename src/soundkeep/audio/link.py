@@ -30,7 +30,8 @@ def catalog_state(con: duckdb.DuckDBPyConnection) -> str:
     """A cheap summary that changes whenever tracks or their sources change."""
     row = con.execute("""
         SELECT (SELECT count(*) FROM tracks), (SELECT count(*) FROM sources),
-               (SELECT max(source_id) FROM sources), (SELECT max(finished_at) FROM sources)
+               (SELECT max(source_id) FROM sources),
+               (SELECT CAST(max(finished_at) AS VARCHAR) FROM sources)
     """).fetchall()[0]
     return ":".join(str(v) for v in row)
 

@@ -70,6 +70,7 @@ class ScanReport:
     fingerprint_pairs: int = 0
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)  # walk, read, link (seconds)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for JSON."""
@@ -180,6 +181,8 @@ def scan(arch: Archive, dirs: list[Path], opts: ScanOptions,
              for p, s, m in zip(todo.column("path").to_pylist(), todo.column("size").to_pylist(),
                                 todo.column("mtime_ns").to_pylist(), strict=True)]
     batch: list[FileResult] = []
+    t_read = time.perf_counter()
+    report.timings["walk"] = round(t_read - started, 3)
     last_flush = time.monotonic()
     for res in _run(tasks, opts.workers):
         report.read += 1
@@ -195,8 +198,12 @@ def scan(arch: Archive, dirs: list[Path], opts: ScanOptions,
             on_progress(1, res.size)
     if batch:
         _write_batch(con, batch, opts.mode, report)
+    t_link = time.perf_counter()
+    report.timings["read"] = round(t_link - t_read, 3)
     _finish(con, opts, report)
-    report.seconds = round(time.perf_counter() - started, 3)
+    done = time.perf_counter()
+    report.timings["link"] = round(done - t_link, 3)
+    report.seconds = round(done - started, 3)
     return report
 
 

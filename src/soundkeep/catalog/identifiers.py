@@ -9,18 +9,27 @@ from __future__ import annotations
 import re
 import uuid
 
-_ISRC = re.compile(r"^[A-Z]{2}[A-Z0-9]{3}[0-9]{2}[0-9]{5}$")
+_ISRC = re.compile(r"[A-Z]{2}[A-Z0-9]{3}[0-9]{2}[0-9]{5}")
 _STRIP = re.compile(r"[ \t\n\r\u00a0\-]")
+
+
+def _upper_simple(value: str) -> str:
+    """Upper-case one character at a time, as SQL upper() does: str.upper() would expand
+    'ß' or 'ﬁ' into two letters and make an ISRC of text that SQL refuses."""
+    up = value.upper()
+    if len(up) == len(value):
+        return up
+    return "".join(u if len(u := c.upper()) == 1 else c for c in value)
 
 
 def normalize_isrc(value: str) -> str:
     """Strip spaces and hyphens and upper-case: 'us-rc1 76 07839' -> 'USRC17607839'."""
-    return _STRIP.sub("", value).upper()
+    return _upper_simple(_STRIP.sub("", value))
 
 
 def is_valid_isrc(value: str) -> bool:
     """True for a normalised ISRC: 2-letter country, 3 alphanumeric registrant, 2+5 digits."""
-    return bool(_ISRC.match(value))
+    return bool(_ISRC.fullmatch(value))
 
 
 def gtin_check_digit(body: str) -> int:
@@ -44,7 +53,7 @@ def is_valid_upc(value: str) -> bool:
 def is_valid_mbid(value: str) -> bool:
     """True for a MusicBrainz id: a UUID in its canonical lower-case 8-4-4-4-12 form."""
     try:
-        return str(uuid.UUID(value)) == value.lower() and len(value) == 36
+        return str(uuid.UUID(value)) == value
     except ValueError:
         return False
 

@@ -23,7 +23,7 @@ from soundkeep.catalog import identifiers as ids
 from soundkeep.catalog.fields import ENTITIES, FEATURE_NAMES, RIGHTS_CC_PATTERN, RIGHTS_FIXED, Field
 from soundkeep.catalog.mapping import Mapping, load_mapping, normalize_entity
 from soundkeep.catalog.readers import Opened, ParquetRange, open_source
-from soundkeep.db import now, one
+from soundkeep.db import now, one, scalar
 from soundkeep.errors import InputError, SoundkeepError
 
 ENTITY_ORDER = ("artists", "releases", "tracks")
@@ -156,9 +156,9 @@ def ingest_file(arch: Archive, path: Path, *, fmt: str | None = None,
         row = one(con, "SELECT coalesce(max(source_id), 0) + 1 FROM sources")
         source_id = int(row[0]) if row else 1
         ctx = _Context(arch, res, mapping, namespace, source_id)
-        ctx.upsert = bool(seen_before and seen_before[0])
+        ctx.source_seen = bool(seen_before and seen_before[0])
         for i, batch in enumerate(opened.batches):
-            ctx.upsert = ctx.upsert or i > 0
+            ctx.first_batch = i == 0
             ctx.load(batch)
             if after_batch is not None and batch.num_rows:
                 after_batch(con, batch, source_id)
@@ -228,7 +228,9 @@ class _Context:
         self.fields = ENTITIES[res.entity]
         self.max_chars = arch.settings.typed("ingest.max_field_chars", int, 1)
         self.sep = _lit(mapping.list_separator)
-        self.upsert = False
+        self.source_seen = False  # an earlier file of this source may hold the same ids
+        self.first_batch = True
+        self.replace = False  # this batch replaces rows already in the catalog
         self.validated_sql: str | None = None
         self.present: set[str] = set()  # catalog fields the source supplies
         self.q_field = self.q_reason = "NULL"
@@ -470,10 +472,13 @@ class _Context:
         """names(_row, pos, artist_id): source ids, or artists found or created by name."""
         con = self.con
         if "artist_ids" in self.present:
-            con.execute(f"""CREATE OR REPLACE TEMP TABLE names AS
-                SELECT _row, generate_subscripts(artist_ids, 1) AS pos,
-                       sk_id('artist', {self.ns}, unnest(artist_ids)) AS artist_id, NULL AS name
-                FROM v""")
+            # Credits straight from v (see _credits); the table is needed only to name albums.
+            if "album" in self.present:
+                con.execute(f"""CREATE OR REPLACE TEMP TABLE names AS
+                    SELECT _row, generate_subscripts(artist_ids, 1) AS pos,
+                           sk_id('artist', {self.ns}, unnest(artist_ids)) AS artist_id,
+                           NULL AS name
+                    FROM v""")
             return
         if "artists" not in self.present:
             con.execute("CREATE OR REPLACE TEMP TABLE names AS SELECT NULL::BIGINT AS _row, "
@@ -497,8 +502,28 @@ class _Context:
             FROM names WHERE artist_id NOT IN (SELECT artist_id FROM artists)
             GROUP BY artist_id""")
 
+    def _credits(self) -> str:
+        """SELECT (eid, artist_id, pos) for this batch's ordered artist credits."""
+        if "artist_ids" in self.present:
+            return (f"SELECT eid, sk_id('artist', {self.ns}, unnest(artist_ids)) AS artist_id, "
+                    f"generate_subscripts(artist_ids, 1) AS pos FROM v")
+        return "SELECT v.eid, n.artist_id, n.pos FROM names n JOIN v USING (_row)"
+
+    def _check_replace(self, table: str, column: str) -> None:
+        """Whether this batch's ids are already in the catalog (then they replace those rows).
+
+        Only a source ingested before, or an earlier batch of this file, can hold them; for a
+        new source the check scans just this file's rows (pruned by source_id)."""
+        if self.source_seen:
+            self.replace = True
+        elif self.first_batch:
+            self.replace = False
+        else:
+            self.replace = bool(scalar(self.con, f"""SELECT count(*) FROM {table}
+                WHERE source_id = {self.source_id} AND {column} IN (SELECT eid FROM v)"""))
+
     def _delete_existing(self, table: str, column: str, ids_sql: str) -> None:
-        if self.upsert:
+        if self.replace:
             self.con.execute(f"DELETE FROM {table} WHERE {column} IN ({ids_sql})")
 
     def _load_tracks(self) -> None:
@@ -506,6 +531,7 @@ class _Context:
         self._dedupe()
         self._resolve_artists()
         self._resolve_release()
+        self._check_replace("tracks", "track_id")
         for table in ("tracks", "track_artists", "audio_features"):
             self._delete_existing(table, "track_id", "SELECT eid FROM v")
         rights = rights_sql(self.arch.settings, "rights_status")
@@ -513,8 +539,7 @@ class _Context:
             SELECT eid, title, rel_id, disc_number, track_number, duration_ms, explicit,
                    isrc, popularity, listens, rights_status, {rights}, {self._prov()}
             FROM v""")
-        con.execute("""INSERT INTO track_artists
-            SELECT v.eid, n.artist_id, n.pos, NULL FROM names n JOIN v USING (_row)""")
+        con.execute(f"INSERT INTO track_artists SELECT *, NULL FROM ({self._credits()})")
         feats = [f for f in FEATURE_NAMES if f in self.present]
         if feats:
             cols = ", ".join(f if f in feats else f"NULL AS {f}" for f in FEATURE_NAMES)
@@ -560,6 +585,7 @@ class _Context:
         con = self.con
         self._dedupe()
         self._resolve_artists()
+        self._check_replace("releases", "release_id")
         self._delete_existing("releases", "release_id", "SELECT eid FROM v")
         self._delete_existing("release_artists", "release_id", "SELECT eid FROM v")
         con.execute(f"""INSERT INTO releases
@@ -569,12 +595,12 @@ class _Context:
                         ELSE CASE WHEN release_date IS NOT NULL THEN 'day' END END,
                    total_tracks, popularity, {self._prov()}
             FROM v""")
-        con.execute("""INSERT INTO release_artists
-            SELECT v.eid, n.artist_id, n.pos FROM names n JOIN v USING (_row)""")
+        con.execute(f"INSERT INTO release_artists {self._credits()}")
 
     def _load_artists(self) -> None:
         con = self.con
         self._dedupe()
+        self._check_replace("artists", "artist_id")
         self._delete_existing("artists", "artist_id", "SELECT eid FROM v")
         self._delete_existing("artist_genres", "artist_id", "SELECT eid FROM v")
         con.execute(f"""INSERT INTO artists

@@ -30,7 +30,7 @@ _SORT_BELOW = 1 << 16
 
 @dataclass
 class Increments:
-    """Every track's hull increments, flattened in (row, step) order."""
+    """Every track's hull increments (a row's increments are ordered by step)."""
 
     row: np.ndarray       # int64 row of the track
     step: np.ndarray      # int64 step on the track's hull (1 = first audio option)
@@ -95,25 +95,25 @@ def hull_increments(b: np.ndarray, v: np.ndarray, valid: np.ndarray,
                 under &= live[j] if li is None else (live[j] & li)
                 on &= ~under
         vertex.append(on)
-    # Increments from each vertex's previous vertex (the origin for the first).
+    # Increments from each vertex's previous vertex (the origin for the first), column by
+    # column: the increments of one row are not adjacent, their steps say their order.
     prev_b, prev_v = np.zeros(n), np.zeros(n)
-    db_cols, dv_cols = [], []
-    for k in range(a):
-        on = vertex[k]
-        db_cols.append(np.where(on, bs[k] - prev_b, 0.0))
-        dv_cols.append(np.where(on, vs[k] - prev_v, 0.0))
-        prev_b = np.where(on, bs[k], prev_b)
-        prev_v = np.where(on, vs[k], prev_v)
-    mask = np.column_stack(vertex)
-    r, c = np.nonzero(mask)
-    d_bytes = np.rint(np.column_stack(db_cols)[r, c]).astype(np.int64)
-    d_value = np.column_stack(dv_cols)[r, c]
-    step = (np.cumsum(mask, axis=1) * mask)[r, c].astype(np.int64)
+    count = np.zeros(n, dtype=np.int64)
     row_rank = np.arange(n, dtype=np.int64) if rank is None else np.asarray(rank, np.int64)
-    return Increments(row=r.astype(np.int64), step=step, d_bytes=d_bytes,
-                      d_value=d_value, eff=d_value / d_bytes,
-                      option=np.column_stack(os_)[r, c], key=row_rank[r] * (a + 1) + step,
-                      n_rows=n)
+    parts: list[tuple[np.ndarray, ...]] = []
+    for k in range(a):
+        idx = np.flatnonzero(vertex[k])
+        bk, vk = bs[k][idx], vs[k][idx]
+        count[idx] += 1
+        parts.append((idx, count[idx], np.rint(bk - prev_b[idx]).astype(np.int64),
+                      vk - prev_v[idx], os_[k][idx]))
+        prev_b[idx] = bk
+        prev_v[idx] = vk
+    row, step, d_bytes, d_value, option = (np.concatenate([p[i] for p in parts])
+                                           for i in range(5))
+    return Increments(row=row, step=step, d_bytes=d_bytes, d_value=d_value,
+                      eff=d_value / d_bytes, option=option,
+                      key=row_rank[row] * (a + 1) + step, n_rows=n)
 
 
 def _critical(eff: np.ndarray, key: np.ndarray, d_bytes: np.ndarray,
@@ -157,10 +157,10 @@ def solve(inc: Increments, budget: int | None) -> Choice:
         cutoff = float(inc.eff[crit])
         taken = (inc.eff > cutoff) | ((inc.eff == cutoff) & (inc.key < inc.key[crit]))
     option = np.full(inc.n_rows, -1, dtype=np.int64)
-    # The last increment taken in a row names its option (a row's taken steps are a prefix).
-    last = taken.copy()
-    last[:-1] &= ~(taken[1:] & (inc.row[1:] == inc.row[:-1]))
-    option[inc.row[last]] = inc.option[last]
+    # A row's taken steps are a prefix of its hull: its option is that of its last one.
+    for s in range(1, int(inc.step.max(initial=0)) + 1):
+        t = taken & (inc.step == s)
+        option[inc.row[t]] = inc.option[t]
     objective = float(inc.d_value[taken].sum())
     gap = 0.0
     if crit is not None and budget is not None:
