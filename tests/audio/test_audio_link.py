@@ -113,7 +113,7 @@ def test_fingerprint_links_a_retagless_copy_to_the_linked_recording(
     assert rep.fingerprint_pairs == 1
     h = scanmod.holdings(arch.con)
     assert h["by_link_method"] == {"isrc": 1, "mbid": 0, "fingerprint": 1,
-                                   "title_artist_duration": 0}
+                                   "title_artist_duration": 0, "path": 0}
     assert h["duplicates_by_fingerprint"]["groups"] == 1
     assert h["duplicates_by_fingerprint"]["files"] == 2
     # A copy scanned later (another run) links against the files already linked.
@@ -161,3 +161,18 @@ def test_real_cc_track_links_by_its_own_tags(arch: Any, catalog: Catalog, run_sc
     run_scan(singularity_track.parent, fingerprint=False)
     t, m, c = links(arch.con)[str(singularity_track)]
     assert (t, m) == (60, "title_artist_duration") and 0.55 < c < 0.95
+
+
+def test_path_link_for_rows_imported_from_the_files(arch: Any, catalog: Catalog, run_scan: Scan,
+                                                    tmp_path: Path) -> None:
+    # Importers that read files (ingest --format tags) key rows by 'path:' + absolute path.
+    a = write_audio(tmp_path / "m" / "untagged.flac", "flac", seconds=2.0, seed=1)
+    b = write_tags(write_audio(tmp_path / "m" / "tagged.flac", "flac", seconds=2.0, seed=2),
+                   isrc="QZAAA2400070")
+    catalog.track(70, "from tags", source="tags", source_key=f"path:{a}")
+    catalog.track(71, "from tags too", source="tags", source_key=f"path:{b}")
+    catalog.track(72, "by isrc", isrc="QZAAA2400070")
+    run_scan(tmp_path / "m", fingerprint=False)
+    got = links(arch.con)
+    assert got[str(a)] == (70, "path", 1.0)
+    assert got[str(b)] == (72, "isrc", 1.0)  # identity first, provenance last

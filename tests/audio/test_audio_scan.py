@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from audiofix import SONIC_PI, bump_mtime, cut, rows, write_audio, write_tags
+from audiofix import SONIC_PI, bump_mtime, cut, rows, write_audio
 
 from soundkeep import archive
 from soundkeep.audio import fingerprint as fpmod
 from soundkeep.audio import scan as scanmod
 from soundkeep.audio import store
+from soundkeep.audio.probe import FileResult, ScanTask
 
 Scan = Callable[..., scanmod.ScanReport]
 
@@ -217,3 +218,38 @@ def test_killed_scan_resumes_to_the_same_state(tmp_path: Path) -> None:
     assert results[0] == results[1]
     assert len(results[1][0]["files"]) == 60
     assert len(results[1][0]["quarantine"]) == 2
+
+
+def crash_on_marked(tasks: list[ScanTask]) -> list[FileResult]:
+    """A worker that dies (as on a decoder crash) when a task's file is named BOOM."""
+    if any(Path(t.path).name.startswith("BOOM") for t in tasks):
+        os._exit(1)
+    return [FileResult(t.path, t.size, t.mtime_ns, sha256="0" * 64) for t in tasks]
+
+
+def test_worker_crash_quarantines_only_the_file_that_caused_it(tmp_path: Path) -> None:
+    tasks = [ScanTask(str(tmp_path / f"{'BOOM' if i == 7 else 'f'}{i}.flac"), 1, 1,
+                      "in_place", str(tmp_path), False) for i in range(20)]
+    results = {r.path: r for r in scanmod._run(tasks, 2, crash_on_marked)}
+    assert len(results) == 20
+    bad = [r for r in results.values() if r.status == "quarantined"]
+    assert [r.path for r in bad] == [tasks[7].path]
+    assert bad[0].reason == "the decoder crashed on this file"
+
+
+def test_odd_names_nested_roots_and_the_store_itself(arch: Any, run_scan: Scan,
+                                                     tmp_path: Path) -> None:
+    music = tmp_path / "music"
+    write_audio(music / "sub" / "a.flac", "flac", seconds=1.0)
+    raw = os.fsencode(str(music)) + b"/caf\xe9.flac"  # a Latin-1 name: not UTF-8
+    with open(raw, "wb") as fh:
+        fh.write((music / "sub" / "a.flac").read_bytes())
+    rep = run_scan(music, music / "sub", fingerprint=False)  # nested roots: each path once
+    assert rep.found == 1 and rep.quarantined == 1
+    assert rows(arch.con, "SELECT count(*) FROM scan_paths") == [(1,)]
+    (reason,) = rows(arch.con, "SELECT reason FROM quarantine WHERE source_file LIKE '%caf%'")[0]
+    assert "not valid UTF-8" in reason
+    # Scanning a tree that holds the archive never scans the archive's own store.
+    rep = run_scan(tmp_path, fingerprint=False)
+    assert rep.found == 1
+    assert rows(arch.con, "SELECT count(*) FROM quarantine WHERE stage = 'scan'") == [(1,)]

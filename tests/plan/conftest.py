@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -118,13 +118,12 @@ def memory_catalog() -> duckdb.DuckDBPyConnection:
 
 
 def write_settings(root: Path, text: str) -> None:
-    """Append TOML to an archive's soundkeep.toml."""
-    path = root / config.CONFIG_NAME
-    path.write_text(path.read_text(encoding="utf-8") + "\n" + text, encoding="utf-8")
+    """Replace an archive's soundkeep.toml with these settings (the rest keep defaults)."""
+    (root / config.CONFIG_NAME).write_text(text, encoding="utf-8")
 
 
 @pytest.fixture
-def make_archive(tmp_path: Path) -> Callable[..., archive.Archive]:
+def make_archive(tmp_path: Path) -> Iterator[Callable[..., archive.Archive]]:
     """Factory: an archive in tmp_path with a generated catalog of n tracks."""
     made: list[archive.Archive] = []
 
@@ -143,3 +142,32 @@ def make_archive(tmp_path: Path) -> Callable[..., archive.Archive]:
     yield make
     for arch in made:
         arch.close()
+
+
+def settings(overrides: dict[str, Any] | None = None) -> config.Settings:
+    """Default settings with some values replaced, by dotted name ('plan.budget': '1TB')."""
+    s = config.load(None)
+    for dotted, value in (overrides or {}).items():
+        node = s.data
+        parts = dotted.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return s
+
+
+def plan_tables(tables: dict[str, pa.Table], overrides: dict[str, Any] | None = None,
+                holdings: tuple[np.ndarray, np.ndarray] | None = None) -> Any:
+    """Plan generated tables in an in-memory catalog; returns (Computed, PlanSettings)."""
+    from soundkeep.plan.config import load_plan_settings
+    from soundkeep.plan.planner import compute
+    from soundkeep.plan.priority import load_inputs
+
+    con = memory_catalog()
+    insert_catalog(con, tables)
+    if holdings is not None:
+        insert_holdings(con, *holdings)
+    ps = load_plan_settings(settings(overrides))
+    comp = compute(load_inputs(con, ps), ps, con)
+    con.close()
+    return comp, ps

@@ -126,12 +126,13 @@ def _print_unlinked(rows: list[dict[str, Any]]) -> None:
     if not rows:
         console.print("every held file is linked to a track")
         return
-    t = Table("status", "path", "title", "artist", "duration", "candidates")
+    t = Table("status", "title", "artist", "duration", "candidates")
+    t.add_column("path", overflow="fold")
     for r in rows:
         dur = "" if r["duration_ms"] is None else f"{r['duration_ms'] / 1000:.1f} s"
         cands = ", ".join(f"{c['track_id']} {c['title']!r} ({c['confidence']:.2f})"
                           for c in r["candidates"][:3])
-        t.add_row(r["status"], r["path"], r["title"] or "", r["artist"] or "", dur, cands)
+        t.add_row(r["status"], r["title"] or "", r["artist"] or "", dur, cands, r["path"])
     console.print(t)
 
 

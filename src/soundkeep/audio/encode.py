@@ -22,12 +22,15 @@ import secrets
 import socket
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
 import av
+import av.logging
 import numpy as np
+from numpy.typing import NDArray
 
 from soundkeep.audio.loudness import Loudness, LoudnessMeter
 from soundkeep.audio.restore import apply_patch, make_patch
@@ -45,10 +48,14 @@ from soundkeep.errors import InputError
 
 OPUS_RATE = 48000
 DURATION_TOLERANCE_S = 0.050
+# A file decoding to less than its declared length, minus this slack, is damaged.
+DECLARED_SLACK_S, DECLARED_SLACK = 0.5, 0.02
 # At or below this sample peak a signal counts as silence (about one 16-bit step, -90 dBFS).
 SILENCE_PEAK = 10 ** (-90 / 20)
+# Inside store/: a folder of its own, apart from the scan's temporary files.
 TMP_SUBDIR = ".tmp/encode"
-FRAME_SAMPLES = 48000  # samples per frame handed from the resampler to the encoder and meter  # inside store/; its own folder, apart from the scan's temp files
+# Samples per frame from the resampler: per-frame Python costs fall with the frame count.
+FRAME_SAMPLES = 48000
 
 STATUS_ENCODED = "encoded"
 STATUS_KEPT = "kept_original"
@@ -182,7 +189,6 @@ def _reencode_opus(job: EncodeJob, src: Path, res: EncodeResult, scratch: list[P
         ast = inp.streams.audio[0]
         layout = _layout(ast)
         meter = LoudnessMeter(OPUS_RATE, [c.name for c in layout.channels])
-        # Big frames: per-frame costs in Python (arrays, calls) fall with their number.
         resampler = av.AudioResampler(format="flt", layout=layout, rate=OPUS_RATE,
                                       frame_size=FRAME_SAMPLES)
         out = av.open(str(tmp), "w", format="ogg", options={"fflags": "+bitexact"})
@@ -198,11 +204,11 @@ def _reencode_opus(job: EncodeJob, src: Path, res: EncodeResult, scratch: list[P
             except (av.FFmpegError, ValueError) as exc:
                 raise _Fail("encode_error", _msg(exc)) from None
             seconds, written = 0.0, 0
-            frames = _decode(inp, ast)
-            for frame in frames:
-                seconds += frame.samples / frame.sample_rate
-                for rf in _resample(resampler, frame):
-                    written = _encode(out, ost, rf, written, meter)
+            with _ffmpeg_errors("decode_error"):
+                for frame in _decode(inp, ast):
+                    seconds += frame.samples / frame.sample_rate
+                    for rf in _resample(resampler, frame):
+                        written = _encode(out, ost, rf, written, meter)
             for rf in _resample(resampler, None):
                 written = _encode(out, ost, rf, written, meter)
             try:
@@ -210,8 +216,7 @@ def _reencode_opus(job: EncodeJob, src: Path, res: EncodeResult, scratch: list[P
                     out.mux(packet)
             except av.FFmpegError as exc:
                 raise _Fail("encode_error", _msg(exc)) from None
-    if seconds <= 0:
-        raise _Fail("zero_duration", "the original decodes to no audio")
+        _check_complete(inp, seconds)
     loudness = meter.result()
     _record_source(res, seconds, loudness)
     try:
@@ -282,12 +287,22 @@ def _cover(job: EncodeJob, src: Path) -> Cover | None:
     return embedded_cover(src)
 
 
+# FFmpeg's default layout for a channel count (what a file without a layout is taken as).
+_DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1",
+                    8: "7.1"}
+
+
 def _layout(stream: av.audio.stream.AudioStream) -> av.AudioLayout:
     layout = stream.layout
     channels = stream.codec_context.channels
-    if not layout.name or layout.nb_channels != channels or "channels" in layout.name:
-        layout = av.AudioLayout(channels)  # the default layout for that many channels
-    return layout
+    if channels <= 0:
+        raise _Fail("decode_error", "the audio stream has no channels")
+    if layout.nb_channels == channels and layout.name and "channels" not in layout.name:
+        return layout
+    name = _DEFAULT_LAYOUTS.get(channels)
+    if name is None:
+        raise _Fail("unsupported_layout", f"{channels} channels without a channel layout")
+    return av.AudioLayout(name)
 
 
 def _decode(container: av.container.InputContainer, stream: av.audio.stream.AudioStream
@@ -310,8 +325,8 @@ def _resample(resampler: av.AudioResampler, frame: av.AudioFrame | None
 
 def _encode(out: av.container.OutputContainer, ost: av.audio.stream.AudioStream,
             frame: av.AudioFrame, written: int, meter: LoudnessMeter) -> int:
-    meter.add_interleaved(np.frombuffer(frame.planes[0], np.float32,
-                                        frame.samples * meter.channels))
+    data = memoryview(frame.planes[0])
+    meter.add_interleaved(np.frombuffer(data, np.float32, frame.samples * meter.channels))
     # Timestamps from a sample count: the output starts at 0 whatever the original's offset.
     frame.pts = written
     frame.time_base = Fraction(1, OPUS_RATE)
@@ -339,16 +354,50 @@ def _measure(src: Path) -> tuple[float, Loudness, str]:
         resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate,
                                       frame_size=FRAME_SAMPLES)
         seconds = 0.0
-        for frame in _decode(inp, ast):
-            seconds += frame.samples / frame.sample_rate
-            for rf in _resample(resampler, frame):
-                meter.add_planar(rf.to_ndarray())
+        with _ffmpeg_errors("decode_error"):
+            for frame in _decode(inp, ast):
+                seconds += frame.samples / frame.sample_rate
+                for rf in _resample(resampler, frame):
+                    meter.add_planar(_planar(rf))
         for rf in _resample(resampler, None):
-            meter.add_planar(rf.to_ndarray())
+            meter.add_planar(_planar(rf))
         codec = ast.codec_context.name
+        _check_complete(inp, seconds)
+    return seconds, meter.result(), codec
+
+
+def _planar(frame: av.AudioFrame) -> NDArray[np.float32]:
+    arr = frame.to_ndarray()  # fltp: (channels, samples)
+    return arr.astype(np.float32, copy=False)
+
+
+@contextmanager
+def _ffmpeg_errors(code: str) -> Iterator[None]:
+    """Fail with `code` when FFmpeg reports an error while decoding, even one it skips over
+    (a damaged frame is logged and dropped, not raised), like `ffmpeg -v error -f null`."""
+    old = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)
+    try:
+        with av.logging.Capture() as logs:
+            yield
+    finally:
+        av.logging.set_level(old)
+    errors = [entry for entry in logs if entry[0] <= av.logging.ERROR]
+    if errors:
+        level, name, message = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise _Fail(code, f"{name}: {str(message).strip()}{more}")
+
+
+def _check_complete(inp: av.container.InputContainer, seconds: float) -> None:
+    """The decoded audio must not be much shorter than the file says it is (a decoder skips
+    garbage silently); some headers only estimate, hence the slack."""
+    declared = (inp.duration or 0) / 1_000_000
+    if declared and seconds < declared - max(DECLARED_SLACK_S, DECLARED_SLACK * declared):
+        raise _Fail("decode_error", f"decoded {seconds:.3f} s of the {declared:.3f} s the "
+                                    f"file declares")
     if seconds <= 0:
         raise _Fail("zero_duration", "the original decodes to no audio")
-    return seconds, meter.result(), codec
 
 
 def _frame_peak(frame: av.AudioFrame) -> float:
@@ -366,7 +415,7 @@ def _verify(path: Path, want_seconds: float, source_peak: float) -> tuple[float,
     """Decode an output from start to end; check its duration and that it is not silent."""
     seconds, loud = 0.0, False
     try:
-        with av.open(str(path)) as inp:
+        with av.open(str(path)) as inp, _ffmpeg_errors("verify_decode"):
             if not inp.streams.audio:
                 raise _Fail("verify_decode", "the output has no audio stream")
             ast = inp.streams.audio[0]

@@ -1,8 +1,8 @@
 """The encode step's tables (journal and outputs); each schema change is a new migration.
 
-encode_journal has one row per finished job (success or failure), written in the same
-transaction as nothing else, right after the output was renamed into the store: a row means
-"this track, from this original, with these parameters, is done". A killed run loses only
+encode_journal has one row per finished job (success or failure), committed in small
+batches after the outputs were renamed into the store: a row means "this track, from this
+original, with these parameters, is done". A killed run loses only
 the jobs whose rows were not committed yet; running again redoes exactly those (the Opus
 encoder is bit-exact, so the same bytes land on the same content address).
 """
@@ -27,7 +27,7 @@ CREATE TABLE encode_journal (
     params VARCHAR NOT NULL,          -- 'original', or 'opus 75000 vbr': a change is a new job
     source_sha256 VARCHAR NOT NULL,   -- the original (audio_files.sha256)
     status VARCHAR NOT NULL,          -- encoded | kept_original | failed
-    reason VARCHAR,                   -- for failed: 'code: detail' (decode_error, verify_duration...)
+    reason VARCHAR,                   -- failed: 'code: detail' (decode_error, verify_duration, ...)
     output_sha256 VARCHAR,            -- the file as stored, with embedded metadata
     output_path VARCHAR,              -- store/ab/cd/<output_sha256>, relative to the archive root
     output_size BIGINT,

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-import duckdb
+if TYPE_CHECKING:
+    import duckdb
 
 MAX_SECONDS = 120
 MISSING_WARNING = ("libchromaprint was not found: fingerprints are skipped "

@@ -1,6 +1,7 @@
 """Link held files to catalog tracks: ISRC, MusicBrainz recording id, fingerprint, then title +
-artist + duration. Every step is one set operation over all files still without a link (never
-a query per file); each link records its method and a confidence.
+artist + duration, and last the path a catalog row was imported from. Every step is one set
+operation over all files still without a link (never a query per file); each link records its
+method and a confidence.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import duckdb
 
 from soundkeep import db
 
-METHODS = ("isrc", "mbid", "fingerprint", "title_artist_duration")
+METHODS = ("isrc", "mbid", "fingerprint", "title_artist_duration", "path")
 # Two candidates whose confidences are this close are a tie: the file is ambiguous.
 AMBIGUITY_MARGIN = 0.05
 # Fingerprint links propagate through files linked in the same run: at most this many hops.
@@ -136,6 +137,15 @@ def link_pending(con: duckdb.DuckDBPyConnection, cfg: LinkSettings) -> dict[str,
         FROM tc SEMI JOIN art ON art.sha256 = tc.sha256 AND art.track_id = tc.track_id
         LEFT JOIN releases r ON r.release_id = tc.release_id
     """, [cfg.max_duration_diff_ms, cfg.max_duration_diff_ms, cfg.max_duration_diff_ms])
+    _decide(con)
+    # Last, provenance: a catalog row made from this very file (importers that read files,
+    # like `ingest --format tags`, key their rows 'path:' + the file's absolute path).
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE lk_step AS
+        SELECT DISTINCT p.sha256, t.track_id, 'path' AS method, 1.0 AS confidence
+        FROM lk_pending p JOIN scan_paths s ON s.sha256 = p.sha256
+        JOIN tracks t ON t.source_key = 'path:' || s.path
+        WHERE p.sha256 NOT IN (SELECT sha256 FROM lk_result)""")
     _decide(con)
     counts = _write(con)
     for name in ("lk_pending", "lk_result", "lk_cand", "lk_step"):

@@ -100,7 +100,7 @@ def _block_filter(rate: int, size: int = _BLOCK) -> _BlockFilter:
         reach[i] = vec
         vec = vec @ big_a
     a_l = s_pow  # A^L
-    powers = []
+    powers: list[NDArray[np.float64]] = []
     p = a_l
     while np.abs(p).max() > _NEGLIGIBLE and len(powers) < 64:
         powers.append(p)

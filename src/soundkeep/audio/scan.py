@@ -27,7 +27,13 @@ import pyarrow as pa
 from soundkeep.archive import Archive
 from soundkeep.audio import fingerprint as fpmod
 from soundkeep.audio import link, store
-from soundkeep.audio.probe import AUDIO_EXTENSIONS, FileResult, ScanTask, is_audio_name, probe_file
+from soundkeep.audio.probe import (
+    AUDIO_EXTENSIONS,
+    FileResult,
+    ScanTask,
+    is_audio_name,
+    probe_many,
+)
 from soundkeep.catalog import identifiers
 from soundkeep.config import Settings
 from soundkeep.errors import ConfigError, InputError
@@ -109,13 +115,28 @@ def options_from_settings(settings: Settings) -> ScanOptions:
 
 # -- walking ----------------------------------------------------------------------------------
 
+@dataclass
+class Walk:
+    """What a walk found: audio-named files, and names that cannot be recorded."""
+
+    files: pa.Table                                        # path, size, mtime_ns (sorted)
+    bad_names: list[str] = field(default_factory=list)     # not UTF-8, shown escaped
+
+
 def walk(roots: Iterable[Path], extensions: tuple[str, ...], exclude: Path | None = None
-         ) -> pa.Table:
-    """Every audio-named regular file under the roots, as (path, size, mtime_ns), sorted."""
-    paths: list[str] = []
-    sizes: list[int] = []
-    mtimes: list[int] = []
+         ) -> Walk:
+    """Every audio-named regular file under the roots (each path once), sorted by path."""
+    found: dict[str, tuple[int, int]] = {}
+    bad: list[str] = []
     skip = str(exclude) if exclude is not None else None
+
+    def add(path: str, st: os.stat_result) -> None:
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:  # undecodable bytes in the name (surrogate escapes)
+            bad.append(os.fsencode(path).decode("utf-8", "backslashreplace"))
+            return
+        found[path] = (st.st_size, st.st_mtime_ns)
 
     def visit(d: str) -> None:
         try:
@@ -129,24 +150,19 @@ def walk(roots: Iterable[Path], extensions: tuple[str, ...], exclude: Path | Non
                         if e.path != skip:
                             visit(e.path)
                     elif is_audio_name(e.name, extensions) and e.is_file():
-                        st = e.stat()
-                        paths.append(e.path)
-                        sizes.append(st.st_size)
-                        mtimes.append(st.st_mtime_ns)
+                        add(e.path, e.stat())
                 except OSError:
                     continue  # vanished while walking
     for root in roots:
         if root.is_dir():
             visit(str(root))
         elif root.is_file():
-            st = root.stat()
-            paths.append(str(root))
-            sizes.append(st.st_size)
-            mtimes.append(st.st_mtime_ns)
+            add(str(root), root.stat())
+    paths = sorted(found)
     tbl = pa.table({"path": pa.array(paths, pa.string()),
-                    "size": pa.array(sizes, pa.int64()),
-                    "mtime_ns": pa.array(mtimes, pa.int64())})
-    return tbl.sort_by("path")
+                    "size": pa.array([found[p][0] for p in paths], pa.int64()),
+                    "mtime_ns": pa.array([found[p][1] for p in paths], pa.int64())})
+    return Walk(tbl, sorted(set(bad)))
 
 
 # -- the scan -----------------------------------------------------------------------------------
@@ -166,9 +182,11 @@ def scan(arch: Archive, dirs: list[Path], opts: ScanOptions,
     con = arch.con
     store_dir = arch.store_dir
     store.clean_tmp(store_dir)
-    walked = walk(roots, opts.extensions, exclude=store_dir.resolve())
+    found = walk(roots, opts.extensions, exclude=store_dir.resolve())
+    walked = found.files
     report.found = walked.num_rows
-    todo, report.gone = _plan(con, walked, roots)
+    todo, report.gone = _plan(con, walked, roots, found.bad_names)
+    report.quarantined += len(found.bad_names)
     report.unchanged = report.found - todo.num_rows
     if todo.num_rows and opts.fingerprint and not fpmod.available():
         opts.fingerprint = False
@@ -228,9 +246,10 @@ def _check_roots(arch: Archive, dirs: list[Path], mode: str) -> list[Path]:
     return roots
 
 
-def _plan(con: duckdb.DuckDBPyConnection, walked: pa.Table, roots: list[Path]
-          ) -> tuple[pa.Table, int]:
-    """Set work: which walked paths are new or changed, and forget paths that are gone."""
+def _plan(con: duckdb.DuckDBPyConnection, walked: pa.Table, roots: list[Path],
+          bad_names: list[str]) -> tuple[pa.Table, int]:
+    """Set work: which walked paths are new or changed; forget paths that are gone; quarantine
+    names that cannot be recorded."""
     prefixes = pa.table({"root": [str(r) for r in roots],
                          "prefix": [str(r).rstrip(os.sep) + os.sep for r in roots]})
     con.complete()  # DuckDB 2: no registering while a result is open
@@ -254,6 +273,11 @@ def _plan(con: duckdb.DuckDBPyConnection, walked: pa.Table, roots: list[Path]
         con.execute("""DELETE FROM quarantine WHERE stage = 'scan'
                        AND source_file IN (SELECT path FROM sk_gone)""")
         con.execute("DROP TABLE sk_gone")
+        for name in bad_names:  # rare: one statement each is fine
+            con.execute("DELETE FROM quarantine WHERE stage = 'scan' AND source_file = ?",
+                        [name])
+            con.execute("INSERT INTO quarantine VALUES ('scan', ?, NULL, 'path', NULL, ?, now())",
+                        [name, "the file name is not valid UTF-8; rename the file to scan it"])
         con.execute("COMMIT")
     except BaseException:
         _rollback(con)
@@ -282,36 +306,41 @@ def _chunks(tasks: list[ScanTask]) -> Iterator[list[ScanTask]]:
         yield cur
 
 
-def probe_many(tasks: list[ScanTask]) -> list[FileResult]:
-    """Worker entry: scan a few files."""
-    return [probe_file(t) for t in tasks]
-
-
 def _worker_init() -> None:
     """Workers leave Ctrl-C to the main process, which stops the pool and keeps what it wrote."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _run(tasks: list[ScanTask], workers: int) -> Iterator[FileResult]:
+def _run(tasks: list[ScanTask], workers: int,
+         work: Callable[[list[ScanTask]], list[FileResult]] = probe_many
+         ) -> Iterator[FileResult]:
     """Results for every task, from a process pool (or in this process for one worker)."""
     n = workers or (os.cpu_count() or 1)
     if n <= 1 or len(tasks) <= 1:
         for t in tasks:
-            yield probe_file(t)
+            yield from work([t])
         return
     queue = list(_chunks(tasks))
     queue.reverse()
-    while queue:
+    suspects: list[ScanTask] = []  # files in flight when a worker died
+    while queue or suspects:
+        # When a worker dies (a decoder crash on some file), every task in flight fails with
+        # it; those files are then run one at a time in a fresh pool, so that a crash names
+        # its file, which is quarantined while every other file is scanned.
+        alone = not queue
+        pending = queue if queue else [[t] for t in reversed(suspects)]
+        if alone:
+            suspects = []
         crashed: list[list[ScanTask]] = []
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=n, mp_context=ctx,
+        with ProcessPoolExecutor(max_workers=1 if alone else n, mp_context=ctx,
                                  initializer=_worker_init) as pool:
             running: dict[Future[list[FileResult]], list[ScanTask]] = {}
             try:
-                while queue or running:
-                    while queue and len(running) < 2 * n:
-                        chunk = queue.pop()
-                        running[pool.submit(probe_many, chunk)] = chunk
+                while pending or running:
+                    while pending and len(running) < (1 if alone else 2 * n):
+                        running[pool.submit(work, pending[-1])] = pending[-1]
+                        pending.pop()
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
                     for fut in done:
                         chunk = running.pop(fut)
@@ -326,15 +355,15 @@ def _run(tasks: list[ScanTask], workers: int) -> Iterator[FileResult]:
             except BaseException:
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
-        # A worker died (a decoder crash on some file): retry those files one by one in a
-        # fresh pool; a file that kills a worker on its own is quarantined.
+        if alone:
+            suspects = [t for chunk in reversed(pending) for t in chunk]
         for chunk in crashed:
-            if len(chunk) == 1:
+            if alone:
                 t = chunk[0]
                 yield FileResult(t.path, t.size, t.mtime_ns, status="quarantined",
                                  reason="the decoder crashed on this file")
             else:
-                queue.extend([t] for t in chunk)
+                suspects.extend(chunk)
 
 
 # -- writing ------------------------------------------------------------------------------------

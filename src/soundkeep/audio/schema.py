@@ -40,7 +40,7 @@ CREATE TABLE scan_paths (
 CREATE TABLE audio_links (
     sha256 VARCHAR NOT NULL,
     track_id BIGINT,                  -- NULL: unmatched or ambiguous
-    -- isrc | mbid | fingerprint | title_artist_duration | unlinked | ambiguous
+    -- isrc | mbid | fingerprint | title_artist_duration | path | unlinked | ambiguous
     method VARCHAR NOT NULL,
     confidence DOUBLE,
     linked_at TIMESTAMPTZ

@@ -13,6 +13,7 @@ from rich.table import Table
 from soundkeep import archive
 from soundkeep.cli_common import ArchiveOpt, JsonOpt, console, err_console, print_json, progress
 from soundkeep.db import one
+from soundkeep.errors import ConfigError
 from soundkeep.units import format_size
 
 
@@ -78,8 +79,8 @@ def ingest(
 
     plugin_formats = _plugin_formats()
     if fmt is not None and fmt not in FORMATS and fmt not in plugin_formats:
-        raise typer.BadParameter(f"expected one of {', '.join((*FORMATS, *plugin_formats))}",
-                                 param_hint="--format")
+        raise ConfigError("unknown format", field="--format", value=fmt,
+                          expected="one of " + ", ".join((*FORMATS, *plugin_formats)))
     arch = archive.open_archive(archive_dir)
     with progress("bytes", quiet=as_json) as prog:
         tasks: dict[str, Any] = {}

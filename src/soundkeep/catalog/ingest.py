@@ -131,6 +131,7 @@ def ingest_file(arch: Archive, path: Path, *, fmt: str | None = None,
     mapping = mapping or Mapping()
     con = arch.con
     batch_rows = arch.settings.typed("ingest.batch_rows", int, 1)
+    from_file = opened is None
     if opened is None:
         opened = open_source(path, fmt, batch_rows=batch_rows, encoding=encoding,
                              table=table or mapping.table, query=mapping.query)
@@ -167,6 +168,10 @@ def ingest_file(arch: Archive, path: Path, *, fmt: str | None = None,
                     on_progress(str(path), opened.position(), opened.size)
                 else:
                     on_progress(str(path), res.rows_read, opened.total_rows)
+        if from_file and res.rows_read == 0:
+            # An empty export is almost always a mistake (a failed dump, the wrong file).
+            raise InputError("no data rows", file=str(path),
+                             expected="at least one data row")
         con.execute("INSERT INTO sources VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [source_id, res.file, digest, opened.size, opened.fmt, entity, namespace,
                      res.rows_read, res.rows_accepted, res.rows_quarantined, started, now()])
@@ -256,7 +261,8 @@ class _Context:
             if head.split("[")[0] not in schema.names:
                 raise SoundkeepError("mapped column not in the file", file=self.res.file,
                                      field=f"fields.{f.name}", value=path,
-                                     expected="one of " + ", ".join(schema.names))
+                                     expected="one of " + ", ".join(
+                                         n for n in schema.names if not n.startswith("_")))
             parts = []
             for part in [head, *rest]:
                 name, _, idx = part.partition("[")
@@ -317,6 +323,7 @@ class _Context:
         if f.kind in ("key", "text"):
             out.append((f"length({n}) > {self.max_chars}",
                         f"longer than {self.max_chars} characters"))
+            out.append((f"contains({n}, chr(0))", "contains a NUL character"))
         elif f.kind in ("int", "float"):
             what = "a whole number" if f.kind == "int" else "a finite number"
             out.append((f"{raw} IS NOT NULL AND {n} IS NULL", f"not {what}"))
@@ -439,13 +446,15 @@ class _Context:
             try:
                 con.execute(f"CREATE OR REPLACE TEMP TABLE v AS "
                             f"{self.validated_sql.replace('FROM raw', 'FROM ' + batch.sql())}")
+            except _OUR_ERRORS:
+                raise
             except duckdb.Error as exc:
-                if "read_parquet" not in str(exc) and "Parquet" not in str(exc) \
-                        and "parquet" not in str(exc):
-                    raise
-                raise InputError(f"corrupt Parquet data in rows {batch.start + 1}-{batch.stop}",
-                                 file=self.res.file, expected="a readable Parquet file"
-                                 ) from None
+                # What is left is the reader's: damaged pages fail with messages that need not
+                # name Parquet ("Out of buffer", "Payload value bigger than allowed").
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+                raise InputError(f"corrupt Parquet data in rows {batch.start + 1}-{batch.stop}"
+                                 f" ({first})", file=self.res.file,
+                                 expected="a readable Parquet file") from None
         else:
             con.register("raw", batch)
             con.execute(f"CREATE OR REPLACE TEMP TABLE v AS {self.validated_sql}")
@@ -471,23 +480,25 @@ class _Context:
     def _resolve_artists(self) -> None:
         """names(_row, pos, artist_id): source ids, or artists found or created by name."""
         con = self.con
-        if "artist_ids" in self.present:
+        by_ids, by_name = "artist_ids" in self.present, "artists" in self.present
+        ids_sql = (f"SELECT _row, generate_subscripts(artist_ids, 1) AS pos, "
+                   f"sk_id('artist', {self.ns}, unnest(artist_ids)) AS artist_id, "
+                   f"NULL AS name FROM v")
+        if by_ids and not by_name:
             # Credits straight from v (see _credits); the table is needed only to name albums.
             if "album" in self.present:
-                con.execute(f"""CREATE OR REPLACE TEMP TABLE names AS
-                    SELECT _row, generate_subscripts(artist_ids, 1) AS pos,
-                           sk_id('artist', {self.ns}, unnest(artist_ids)) AS artist_id,
-                           NULL AS name
-                    FROM v""")
+                con.execute(f"CREATE OR REPLACE TEMP TABLE names AS {ids_sql}")
             return
-        if "artists" not in self.present:
+        if not by_name:
             con.execute("CREATE OR REPLACE TEMP TABLE names AS SELECT NULL::BIGINT AS _row, "
                         "NULL::BIGINT AS pos, NULL::BIGINT AS artist_id, NULL AS name "
                         "WHERE FALSE")
             return
-        con.execute("""CREATE OR REPLACE TEMP TABLE names AS
+        # Both may be present (JSON Lines offer every field): a row's ids win over its names.
+        no_ids = "WHERE coalesce(len(artist_ids), 0) = 0" if by_ids else ""
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE names AS
             WITH n AS (SELECT _row, generate_subscripts(artists, 1) AS pos, unnest(artists) AS name
-                       FROM v),
+                       FROM v {no_ids}),
                  known AS (SELECT lower(a.name) AS lname,
                                   arg_max(a.artist_id, coalesce(a.popularity, -1)) AS artist_id
                            FROM artists a
@@ -501,10 +512,12 @@ class _Context:
                    lower(arg_min(name, _row))
             FROM names WHERE artist_id NOT IN (SELECT artist_id FROM artists)
             GROUP BY artist_id""")
+        if by_ids:
+            con.execute(f"INSERT INTO names {ids_sql} WHERE len(artist_ids) > 0")
 
     def _credits(self) -> str:
         """SELECT (eid, artist_id, pos) for this batch's ordered artist credits."""
-        if "artist_ids" in self.present:
+        if "artist_ids" in self.present and "artists" not in self.present:
             return (f"SELECT eid, sk_id('artist', {self.ns}, unnest(artist_ids)) AS artist_id, "
                     f"generate_subscripts(artist_ids, 1) AS pos FROM v")
         return "SELECT v.eid, n.artist_id, n.pos FROM names n JOIN v USING (_row)"
@@ -608,6 +621,11 @@ class _Context:
         con.execute("""INSERT INTO artist_genres
             SELECT eid, lower(unnest(genres)) FROM v""")
 
+
+# DuckDB errors that are soundkeep's own (a query it built, or the machine), never the input's.
+_OUR_ERRORS = (duckdb.BinderException, duckdb.CatalogException, duckdb.ParserException,
+               duckdb.OutOfMemoryException, duckdb.InterruptException,
+               duckdb.TransactionException)
 
 # Per entity: the kind of its stable id, and the content that identifies a row with no id.
 _ID_OF = {

@@ -22,7 +22,9 @@ from pathlib import Path
 from soundkeep.catalog.fields import ENTITIES, ENTITY_ALIASES
 from soundkeep.errors import ConfigError
 
-_PATH = re.compile(r"^[^\s.\[\]]+(\[(\d+|\*)\])?(\.[^\s.\[\]]+(\[(\d+|\*)\])?)*$")
+# A column name (spaces and other characters allowed: exports name columns "Track Name" or
+# "Length (ms)"), or a path of names with [index] or [*] steps.
+_PATH = re.compile(r"^[^.\[\]]+(\[(\d+|\*)\])?(\.[^.\[\]]+(\[(\d+|\*)\])?)*$")
 
 
 @dataclass

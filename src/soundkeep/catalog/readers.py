@@ -197,6 +197,63 @@ def _open_parquet(path: Path, batch_rows: int, size: int) -> Opened:
                   total_rows=pf.metadata.num_rows, metadata=meta, size=size)
 
 
+class _Prefixed(io.RawIOBase):
+    """A stream that hands out `head` (bytes already read) before the rest of `raw`."""
+
+    def __init__(self, head: bytes, raw: IO[bytes]) -> None:
+        self.head = head
+        self.raw = raw
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        if self.head:
+            n = min(len(b), len(self.head))
+            b[:n] = self.head[:n]
+            self.head = self.head[n:]
+            return n
+        data = self.raw.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+def _read_header(stream: IO[bytes], limit: int = 16 << 20) -> bytes:
+    """The bytes of the header row (up to its newline, quoted newlines included)."""
+    head = b""
+    while len(head) < limit:
+        chunk = stream.read(1 << 16)
+        if not chunk:
+            break
+        head += chunk
+        end = 0
+        while (nl := head.find(b"\n", end)) >= 0:
+            end = nl + 1
+            if head[:end].count(b'"') % 2 == 0:
+                return head
+    return head
+
+
+def _header_names(path: Path, head: bytes, kind: str, encoding: str) -> list[str]:
+    """The column names of a CSV/TSV header, parsed as pyarrow parses the whole file."""
+    first = head
+    end = 0
+    while (nl := head.find(b"\n", end)) >= 0:
+        end = nl + 1
+        if head[:end].count(b'"') % 2 == 0:
+            first = head[:end]
+            break
+    try:
+        reader = pacsv.open_csv(
+            io.BytesIO(first),
+            read_options=pacsv.ReadOptions(encoding=encoding, use_threads=False),
+            parse_options=pacsv.ParseOptions(delimiter="\t" if kind == "tsv" else ",",
+                                             newlines_in_values=True))
+        return list(reader.schema.names)
+    except (pa.ArrowException, UnicodeDecodeError) as exc:
+        raise _csv_error(path, exc, kind) from None
+
+
 def _csv_batches(path: Path, stream: IO[bytes], kind: str, batch_rows: int,
                  encoding: str) -> Iterator[pa.RecordBatch]:
     bad: list[tuple[int | None, str, str]] = []
@@ -207,24 +264,29 @@ def _csv_batches(path: Path, stream: IO[bytes], kind: str, batch_rows: int,
                     f"expected {row.expected_columns} fields, found {row.actual_columns}"))
         return "skip"
 
-    parse = pacsv.ParseOptions(delimiter="\t" if kind == "tsv" else ",",
-                               newlines_in_values=True, invalid_row_handler=on_invalid)
-    read = pacsv.ReadOptions(block_size=16 << 20, encoding=encoding, use_threads=False)
-    try:
-        reader = pacsv.open_csv(stream, read_options=read, parse_options=parse,
-                                convert_options=pacsv.ConvertOptions(
-                                    column_types={}, strings_can_be_null=True,
-                                    null_values=[""], quoted_strings_can_be_null=False,
-                                    auto_dict_encode=False))
-        names = reader.schema.names
-    except (pa.ArrowException, UnicodeDecodeError) as exc:
-        raise _csv_error(path, exc, kind) from None
+    # Every column is read as text, named from the header first: type inference would drop
+    # the leading zeros of barcodes and turn "007" into 7, and a column inferred as numbers
+    # from the first block would fail the whole file on one bad value in a later block. The
+    # ingest validates and converts, so one bad value is one quarantined row.
+    head = _read_header(stream)
+    names = _header_names(path, head, kind, encoding)
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
         raise InputError("duplicate column names in the header", file=str(path), value=dup,
                          expected="unique column names")
-    # Every column as text: the ingest validates and converts, so one bad value is one
-    # quarantined row instead of a failed file.
+    parse = pacsv.ParseOptions(delimiter="\t" if kind == "tsv" else ",",
+                               newlines_in_values=True, invalid_row_handler=on_invalid)
+    read = pacsv.ReadOptions(block_size=16 << 20, encoding=encoding, use_threads=False)
+    try:
+        reader = pacsv.open_csv(_Prefixed(head, stream), read_options=read,
+                                parse_options=parse,
+                                convert_options=pacsv.ConvertOptions(
+                                    column_types={n: pa.binary() for n in names},
+                                    strings_can_be_null=True,
+                                    null_values=[""], quoted_strings_can_be_null=False,
+                                    auto_dict_encode=False))
+    except (pa.ArrowException, UnicodeDecodeError) as exc:
+        raise _csv_error(path, exc, kind) from None
     schema = pa.schema([(n, pa.string()) for n in names])
     start = 1
     while True:
@@ -234,8 +296,6 @@ def _csv_batches(path: Path, stream: IO[bytes], kind: str, batch_rows: int,
             break
         except (pa.ArrowException, UnicodeDecodeError) as exc:
             raise _csv_error(path, exc, kind, start) from None
-        batch = pa.RecordBatch.from_arrays(
-            [c.cast(pa.string()) for c in batch.columns], schema=schema)
         # Row numbers count the skipped invalid rows too, so they match the file.
         total = batch.num_rows + len(bad)
         numbers = np.arange(start, start + total, dtype=np.int64)
@@ -243,12 +303,38 @@ def _csv_batches(path: Path, stream: IO[bytes], kind: str, batch_rows: int,
             skipped = np.array([n - 1 for n, _, _ in bad if n is not None], dtype=np.int64)
             numbers = numbers[~np.isin(numbers, skipped)]
         start += total
-        yield batch.append_column("_row", pa.array(numbers[: batch.num_rows]))
+        batch = pa.RecordBatch.from_arrays(
+            [_utf8(path, name, col, numbers) for name, col in zip(names, batch.columns,
+                                                                   strict=True)],
+            schema=schema)
+        batch = batch.append_column("_row", pa.array(numbers[: batch.num_rows]))
+        # A block holds as many rows as fit in 16 MB: hand them on batch_rows at a time.
+        for offset in range(0, batch.num_rows, batch_rows):
+            yield batch.slice(offset, batch_rows)
         if bad:
             yield _bad_rows(schema, bad)
             bad.clear()
     if bad:
         yield _bad_rows(schema, bad)
+
+
+def _utf8(path: Path, name: str, column: pa.Array, numbers: np.ndarray) -> pa.Array:
+    """A column of raw bytes as text; bytes that are not UTF-8 refuse the file, naming the row."""
+    try:
+        return column.cast(pa.string())
+    except pa.ArrowInvalid:
+        pass
+    for i, value in enumerate(column.to_pylist()):  # only on the way to an error
+        try:
+            if value is not None:
+                value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError("text is not valid UTF-8", file=str(path), row=int(numbers[i]),
+                             field=name, value=value[:40].decode("utf-8", "replace"),
+                             expected="UTF-8 text (or pass --encoding, e.g. --encoding latin-1)"
+                             ) from None
+    raise InputError("text is not valid UTF-8", file=str(path), field=name,
+                     expected="UTF-8 text (or pass --encoding, e.g. --encoding latin-1)")
 
 
 def _bad_rows(schema: pa.Schema, bad: list[tuple[int | None, str, str]]) -> pa.RecordBatch:
@@ -298,11 +384,11 @@ def _jsonl_batches(path: Path, stream: IO[bytes], batch_rows: int,
             if line.strip():
                 lines.append(line.rstrip("\r\n"))
                 nums.append(row)
-        if len(lines) >= batch_rows:
-            yield pa.RecordBatch.from_arrays([pa.array(lines, pa.string()),
-                                              pa.array(nums, pa.int64())],
-                                             names=["_line", "_row"])
-            lines, nums = [], []
+                if len(lines) >= batch_rows:
+                    yield pa.RecordBatch.from_arrays([pa.array(lines, pa.string()),
+                                                      pa.array(nums, pa.int64())],
+                                                     names=["_line", "_row"])
+                    lines, nums = [], []
     if lines:
         yield pa.RecordBatch.from_arrays([pa.array(lines, pa.string()), pa.array(nums, pa.int64())],
                                          names=["_line", "_row"])

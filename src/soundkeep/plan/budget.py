@@ -20,6 +20,7 @@ budget from which it is taken (budget_to_take), which is what `plan explain` rep
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,16 +57,27 @@ class Choice:
     critical: int | None          # index of the critical increment
 
 
-def hull_increments(b: np.ndarray, v: np.ndarray, valid: np.ndarray,
-                    rank: np.ndarray | None = None) -> Increments:
-    """Hull increments of every row from options b (int bytes), v (value), valid: all (N, A).
+Columns = Sequence[np.ndarray] | np.ndarray
 
-    rank (N,) orders rows whose increments are equally efficient (default: row order).
+
+def _columns(x: Columns) -> list[np.ndarray]:
+    return [x[:, k] for k in range(x.shape[1])] if isinstance(x, np.ndarray) else list(x)
+
+
+def hull_increments(b: Columns, v: Columns, valid: Columns,
+                    rank: np.ndarray | None = None) -> Increments:
+    """Hull increments of every row from options b (int bytes), v (value), valid.
+
+    Each is (N, A), or A columns of N: option k of row i costs b[i, k] bytes, is worth
+    v[i, k], and exists where valid[i, k]. rank (N,) orders rows whose increments are equally
+    efficient (default: row order).
     """
-    n, a = b.shape
+    bc, vc, ok_c = _columns(b), _columns(v), _columns(valid)
+    a = len(bc)
+    n = len(bc[0]) if a else 0
     # Work on columns (1-D arrays): A, the number of audio tiers, is a handful.
-    bs = [np.where(valid[:, k], b[:, k].astype(np.float64), np.inf) for k in range(a)]
-    vs = [np.where(valid[:, k], v[:, k].astype(np.float64), -np.inf) for k in range(a)]
+    bs = [np.where(ok_c[k], bc[k].astype(np.float64), np.inf) for k in range(a)]
+    vs = [np.where(ok_c[k], vc[k].astype(np.float64), -np.inf) for k in range(a)]
     os_ = [np.full(n, k, dtype=np.int64) for k in range(a)]
     # Sort each row's options by bytes ascending, value descending (a sorting network).
     for i in range(a):
@@ -82,19 +94,7 @@ def hull_increments(b: np.ndarray, v: np.ndarray, valid: np.ndarray,
         ok = np.isfinite(bs[k]) & (vs[k] > best)
         best = np.where(ok, vs[k], best)
         live.append(ok)
-    # A live point is a hull vertex unless it lies on or under a chord between a cheaper live
-    # point (or the origin) and a dearer live point.
-    origin = np.zeros(n)
-    vertex = []
-    for k in range(a):
-        on = live[k].copy()
-        for i in range(-1, k):
-            bi, vi, li = (origin, origin, None) if i < 0 else (bs[i], vs[i], live[i])
-            for j in range(k + 1, a):
-                under = ((vs[k] - vi) * (bs[j] - bi) <= (vs[j] - vi) * (bs[k] - bi))
-                under &= live[j] if li is None else (live[j] & li)
-                on &= ~under
-        vertex.append(on)
+    vertex = _vertices(bs, vs, live)
     # Increments from each vertex's previous vertex (the origin for the first), column by
     # column: the increments of one row are not adjacent, their steps say their order.
     prev_b, prev_v = np.zeros(n), np.zeros(n)
@@ -114,6 +114,27 @@ def hull_increments(b: np.ndarray, v: np.ndarray, valid: np.ndarray,
     return Increments(row=row, step=step, d_bytes=d_bytes, d_value=d_value,
                       eff=d_value / d_bytes, option=option,
                       key=row_rank[row] * (a + 1) + step, n_rows=n)
+
+
+def _vertices(bs: list[np.ndarray], vs: list[np.ndarray], live: list[np.ndarray]
+              ) -> list[np.ndarray]:
+    """Per option, whether it is a hull vertex: a live point not on or under any chord
+    between a cheaper live point (or the origin) and a dearer live point."""
+    a = len(bs)
+    origin = np.zeros(len(bs[0]) if a else 0)
+    vertex = []
+    # Unavailable options are inf / -inf: their products are NaN, masked out by `live`.
+    with np.errstate(invalid="ignore"):
+        for k in range(a):
+            on = live[k].copy()
+            for i in range(-1, k):
+                bi, vi = (origin, origin) if i < 0 else (bs[i], vs[i])
+                for j in range(k + 1, a):
+                    under = (vs[k] - vi) * (bs[j] - bi) <= (vs[j] - vi) * (bs[k] - bi)
+                    under &= live[j] if i < 0 else (live[j] & live[i])
+                    on &= ~under
+            vertex.append(on)
+    return vertex
 
 
 def _critical(eff: np.ndarray, key: np.ndarray, d_bytes: np.ndarray,

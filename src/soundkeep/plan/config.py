@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import asdict, dataclass
@@ -9,7 +10,7 @@ from typing import Any
 
 from soundkeep import units
 from soundkeep.config import Settings
-from soundkeep.errors import ConfigError
+from soundkeep.errors import ConfigError, SoundkeepError
 
 # What a tier may do with a track's audio. "original" keeps the file as it is, "none" keeps
 # no audio; the others are codecs the encode step can write.
@@ -157,13 +158,11 @@ def _points(settings: Settings) -> tuple[tuple[float, float], ...]:
                           expected="at least two pairs, e.g. [[1, 60], [100, 3000000000]]")
     pts = tuple((float(p), float(n)) for p, n in raw)
     pops = [p for p, _ in pts]
-    if any(p < 1 or p > 100 for p in pops) or any(b <= a for a, b in zip(pops, pops[1:],
-                                                                         strict=False)):
+    if any(p < 1 or p > 100 for p in pops) or any(b <= a for a, b in itertools.pairwise(pops)):
         raise ConfigError("popularities must rise strictly within 1..100",
                           file=str(settings.path), field=where, value=pops)
     counts = [n for _, n in pts]
-    if any(n <= 0 for n in counts) or any(b < a for a, b in zip(counts, counts[1:],
-                                                                strict=False)):
+    if any(n <= 0 for n in counts) or any(b < a for a, b in itertools.pairwise(counts)):
         raise ConfigError("listens must be positive and must not fall as popularity rises",
                           file=str(settings.path), field=where, value=counts)
     return pts
@@ -212,3 +211,23 @@ def load_plan_settings(settings: Settings, budget: str | None = None) -> PlanSet
         bundle_bytes=bundle,
         keep_plans=settings.typed("plan.keep_plans", int, 1),
     )
+
+
+def settings_from_dict(data: dict[str, Any]) -> PlanSettings:
+    """Rebuild the settings stored with a plan (the inverse of PlanSettings.as_dict)."""
+    return PlanSettings(
+        budget_bytes=data["budget_bytes"],
+        tiers=tuple(Tier(**t) for t in data["tiers"]),
+        listens=ListenModel(points=tuple((float(p), float(n))
+                                         for p, n in data["listens"]["points"]),
+                            zero_decades=data["listens"]["zero_decades"]),
+        secondary=Secondary(**data["secondary"]),
+        min_secondary_priority=data["min_secondary_priority"],
+        isrc_dedupe_max_popularity=data["isrc_dedupe_max_popularity"],
+        bundle_bytes=data["bundle_bytes"],
+        keep_plans=data["keep_plans"],
+    )
+
+
+class PlanError(SoundkeepError):
+    """A plan request that cannot be met (no plan yet, unknown track, unknown plan)."""

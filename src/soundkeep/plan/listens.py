@@ -25,13 +25,15 @@ def listens_at(popularity: np.ndarray, model: ListenModel) -> np.ndarray:
 def estimate_listens(popularity: np.ndarray, secondary: np.ndarray, model: ListenModel,
                      secondary_max: float) -> np.ndarray:
     """Estimated listens per track from popularity, and for popularity 0 the secondary priority."""
-    pop = np.asarray(popularity, dtype=np.float64)
-    out = listens_at(np.maximum(pop, 1.0), model)
-    zero = pop <= 0
-    if zero.any():
+    pop = np.clip(np.asarray(popularity), 0, 100).astype(np.intp)
+    # Popularity is an integer 0..100: look the model up in a table of 101 values.
+    table = listens_at(np.maximum(np.arange(101), 1), model)
+    out = table[pop]
+    zero = np.flatnonzero(pop == 0)
+    if zero.size:
         frac = np.clip(np.asarray(secondary, dtype=np.float64)[zero] / max(secondary_max, 1e-12),
                        0.0, 1.0)
-        out[zero] *= 10.0 ** (-model.zero_decades * (1.0 - frac))
+        out[zero] = table[1] * 10.0 ** (model.zero_decades * (frac - 1.0))
     return out
 
 

@@ -45,30 +45,30 @@ def audio_tiers(ps: PlanSettings) -> list[Tier]:
     return [t for t in ps.tiers if t.has_audio]
 
 
+Options = tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]
+
+
 def tier_options(ps: PlanSettings, duration_ms: np.ndarray, held_bytes: np.ndarray,
-                 value_listens: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Bytes, value and availability (N, A) of each audio tier for each track.
+                 value_listens: np.ndarray) -> Options:
+    """Bytes, value and availability of each audio tier (one column per tier) for each track.
 
     'original' costs the held file's size, or duration x its assumed bitrate without one;
     an encoded tier costs duration x its bitrate. Value = tier weight x listens.
     """
-    tiers = audio_tiers(ps)
-    n, a = len(duration_ms), len(tiers)
-    b = np.zeros((n, a), dtype=np.int64)
-    valid = np.zeros((n, a), dtype=bool)
     held = held_bytes > 0
-    for k, t in enumerate(tiers):
+    has_duration = duration_ms > 0
+    value = value_listens + LISTEN_EPSILON
+    b, v, valid = [], [], []
+    for t in audio_tiers(ps):
         rate = float(t.bitrate_kbps or 0.0)
-        by_duration = np.rint(duration_ms * (rate / 8.0)).astype(np.int64)
+        by_duration = np.maximum(np.rint(duration_ms * (rate / 8.0)).astype(np.int64), 1)
         if t.codec == "original":
-            b[:, k] = np.where(held, held_bytes, by_duration)
-            valid[:, k] = held | (duration_ms > 0)
+            b.append(np.where(held, held_bytes, by_duration))
+            valid.append(held | has_duration)
         else:
-            b[:, k] = by_duration
-            valid[:, k] = duration_ms > 0
-    b = np.maximum(b, 1)
-    weights = np.array([t.weight for t in tiers])
-    v = weights[None, :] * (value_listens + LISTEN_EPSILON)[:, None]
+            b.append(by_duration)
+            valid.append(has_duration)
+        v.append(t.weight * value)
     return b, v, valid
 
 
@@ -97,10 +97,16 @@ def eligible_mask(status: np.ndarray, ps: PlanSettings) -> np.ndarray:
     return out
 
 
-def value_listens(listens: np.ndarray, duplicate_row: np.ndarray) -> np.ndarray:
-    """Listens a track's file preserves: its own plus those of the duplicates it stands for."""
-    dup = duplicate_row >= 0
-    return listens + np.bincount(duplicate_row[dup], weights=listens[dup],
+def value_listens(listens: np.ndarray, duplicate_row: np.ndarray,
+                  order: np.ndarray | None = None) -> np.ndarray:
+    """Listens a track's file preserves: its own plus those of the duplicates it stands for.
+
+    Duplicates are added in rank order (`order`; default: the arrays are in rank order), so
+    the sums, and the plan, are the same to the last bit whatever order rows were read in.
+    """
+    ranked = np.arange(len(listens)) if order is None else order
+    dups = ranked[duplicate_row[ranked] >= 0]
+    return listens + np.bincount(duplicate_row[dups], weights=listens[dups],
                                  minlength=len(listens))
 
 
@@ -117,7 +123,7 @@ def compute(inp: Inputs, ps: PlanSettings, con: duckdb.DuckDBPyConnection) -> Co
 
     held = inp.held_bytes > 0
     usable = held | (inp.duration_ms > 0)
-    rep = representatives(inp.dupkey, inp.has_dupkey, usable, rank)
+    rep = representatives(con, inp.dupkey, inp.has_dupkey, usable, rank)
     dup = ((rep >= 0) & (rep != np.arange(n)) & usable
            & (inp.popularity <= ps.isrc_dedupe_max_popularity))
     low = ((inp.popularity <= 0) & ~inp.has_listens & ~held
@@ -128,7 +134,7 @@ def compute(inp: Inputs, ps: PlanSettings, con: duckdb.DuckDBPyConnection) -> Co
     status[~usable] = code[ERROR_ZERO_DURATION]
     eligible = usable & ~dup & ~low
     dup_row = np.where(dup, rep, -1)
-    vlistens = value_listens(listens, dup_row)
+    vlistens = value_listens(listens, dup_row, order)
 
     rows = np.flatnonzero(eligible)
     b, v, valid = tier_options(ps, inp.duration_ms[rows], inp.held_bytes[rows], vlistens[rows])
@@ -144,7 +150,9 @@ def compute(inp: Inputs, ps: PlanSettings, con: duckdb.DuckDBPyConnection) -> Co
     kept_rows = rows[chosen]
     opt = choice.option[chosen]
     tier[kept_rows] = audio_index[opt]
-    est_bytes[kept_rows] = b[chosen, opt]
+    for k, col in enumerate(b):
+        pick = opt == k
+        est_bytes[kept_rows[pick]] = col[chosen[pick]]
     weight = np.array([t.weight for t in audio])
     value = np.zeros(n)
     value[kept_rows] = weight[opt] * (vlistens[kept_rows] + LISTEN_EPSILON)

@@ -151,24 +151,36 @@ def rank_order(con: duckdb.DuckDBPyConnection, popularity: np.ndarray, listens: 
     cur = con.cursor()
     try:
         cur.register("_plan_keys", keys)
-        out = cur.sql("SELECT i FROM _plan_keys ORDER BY p DESC, l DESC, s DESC, t").to_arrow_table()
+        out = cur.sql("SELECT i FROM _plan_keys ORDER BY p DESC, l DESC, s DESC, t"
+                      ).to_arrow_table()
         cur.unregister("_plan_keys")
     finally:
         cur.close()
     return np.asarray(out.column(0).to_numpy(), dtype=np.int64)
 
 
-def representatives(dupkey: np.ndarray, has_dupkey: np.ndarray, usable: np.ndarray,
-                    rank: np.ndarray) -> np.ndarray:
+def representatives(con: duckdb.DuckDBPyConnection, dupkey: np.ndarray,
+                    has_dupkey: np.ndarray, usable: np.ndarray, rank: np.ndarray) -> np.ndarray:
     """Per row, the row that keeps the audio of its ISRC (first usable in rank order); -1 none."""
-    rep = np.full(len(rank), -1, dtype=np.int64)
+    n = len(rank)
+    rep = np.full(n, -1, dtype=np.int64)
     rows = np.flatnonzero(has_dupkey)
     if rows.size == 0:
         return rep
-    order = rows[np.lexsort((rank[rows], ~usable[rows], dupkey[rows]))]
-    key = dupkey[order]
-    start = np.ones(len(order), dtype=bool)
-    start[1:] = key[1:] != key[:-1]
-    group = np.cumsum(start) - 1
-    rep[order] = order[np.flatnonzero(start)][group]
+    keys = pa.table({
+        "i": pa.array(rows),
+        "k": pa.array(dupkey[rows]),
+        # Usable rows first, then rank.
+        "o": pa.array(np.where(usable[rows], rank[rows], rank[rows] + n)),
+    })
+    keys = pa.Table.from_batches(keys.to_batches(max_chunksize=_CHUNK))
+    cur = con.cursor()
+    try:
+        cur.register("_plan_isrc", keys)
+        out = cur.sql("SELECT i, arg_min(i, o) OVER (PARTITION BY k) AS r "
+                      "FROM _plan_isrc").to_arrow_table()
+        cur.unregister("_plan_isrc")
+    finally:
+        cur.close()
+    rep[np.asarray(out.column("i").to_numpy())] = np.asarray(out.column("r").to_numpy())
     return rep

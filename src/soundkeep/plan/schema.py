@@ -23,7 +23,7 @@ CREATE TABLE plan_tracks (
     popularity SMALLINT,
     priority DOUBLE,                  -- the secondary priority (orders popularity 0, breaks ties)
     tier VARCHAR NOT NULL,            -- original | reencode | metadata_only (or a configured tier)
-    status VARCHAR NOT NULL,          -- planned_original, planned_reencode, metadata_only, dark, ...
+    status VARCHAR NOT NULL,          -- planned_original, planned_reencode, dark, missing_audio..
     est_bytes BIGINT,                 -- bytes of the kept audio at this tier (0 without audio)
     phase INTEGER,                    -- release phase; NULL when not distributed
     duplicate_of BIGINT,              -- for skipped_duplicate_isrc: the track that keeps the audio

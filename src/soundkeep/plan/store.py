@@ -1,0 +1,51 @@
+"""Stored plans: find one by id (default: the newest) with its settings and summary."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+
+from soundkeep.plan.config import PlanError, PlanSettings, settings_from_dict
+
+
+@dataclass
+class PlanRecord:
+    """One stored plan's header: id, when, with which settings, and its summary."""
+
+    plan_id: int
+    created_at: str | None
+    settings: PlanSettings
+    settings_dict: dict[str, Any]
+    fingerprint: str
+    summary: dict[str, Any]
+
+
+_SELECT = ("SELECT plan_id, created_at::VARCHAR, settings_json, catalog_fingerprint, "
+           "summary_json FROM plans")
+
+
+def plan_ids(con: duckdb.DuckDBPyConnection) -> list[int]:
+    """Ids of the stored plans, oldest first."""
+    return [int(r[0]) for r in con.execute("SELECT plan_id FROM plans ORDER BY plan_id").fetchall()]
+
+
+def get_plan(con: duckdb.DuckDBPyConnection, plan_id: int | None = None) -> PlanRecord:
+    """A stored plan (the newest when plan_id is None); a clear error when there is none."""
+    if plan_id is None:
+        rows = con.execute(_SELECT + " ORDER BY plan_id DESC LIMIT 1").fetchall()
+        if not rows:
+            raise PlanError("no plan yet", expected="run 'soundkeep plan' first")
+    else:
+        rows = con.execute(_SELECT + " WHERE plan_id = ?", [plan_id]).fetchall()
+        if not rows:
+            raise PlanError("no such plan", field="plan", value=plan_id,
+                            expected="one of " + (", ".join(map(str, plan_ids(con)))
+                                                  or "none: run 'soundkeep plan' first"))
+    pid, created, settings_json, fingerprint, summary_json = rows[0]
+    data = json.loads(settings_json)
+    return PlanRecord(plan_id=int(pid), created_at=created, settings=settings_from_dict(data),
+                      settings_dict=data, fingerprint=str(fingerprint),
+                      summary=json.loads(summary_json))

@@ -1,0 +1,209 @@
+"""Plans end to end: statuses, tiers, rights, phases, holdings, duplicates, determinism."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pytest
+from conftest import catalog_tables, insert_catalog, memory_catalog, plan_tables, settings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from soundkeep.plan import planner
+from soundkeep.plan.config import load_plan_settings
+from soundkeep.plan.planner import make_plan
+
+REF_BYTES_PER_TRACK = 300e12 / 256_039_007
+
+
+def _names(comp: planner.Computed, ps) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
+    tiers = np.array([t.name for t in ps.tiers])[comp.tier]
+    status = np.array(planner.statuses(ps))[comp.status]
+    return tiers, status
+
+
+def test_reference_shape_hits_original_middle_reencode_tail_metadata() -> None:
+    n = 40_000
+    comp, ps = plan_tables(catalog_tables(n, 3),
+                           {"plan.budget": int(REF_BYTES_PER_TRACK * n)})
+    tiers, _ = _names(comp, ps)
+    pop = comp.inputs.popularity
+    s = comp.summary
+    assert s["bytes_planned"] <= ps.budget_bytes
+    assert s["bytes_planned"] > 0.99 * ps.budget_bytes  # the budget binds
+    for name in ("planned_original", "planned_reencode", "dark", "metadata_only",
+                 "skipped_duplicate_isrc", "skipped_low_priority", "error_zero_duration"):
+        assert s["counts_by_status"].get(name, 0) > 0, name
+    eligible = planner.eligible_mask(comp.status, ps)
+    med = {t: np.median(comp.listens[eligible & (tiers == t)])
+           for t in ("original", "reencode", "metadata_only")}
+    assert med["original"] > med["reencode"] > med["metadata_only"]
+    assert np.all(tiers[pop >= 30] == "original")
+    assert s["listens_kept_share"] > 0.99
+
+
+@st.composite
+def small_catalogs(draw: st.DrawFn) -> dict:
+    n = draw(st.integers(1, 40))
+    seed = draw(st.integers(0, 10_000))
+    rights = draw(st.lists(st.floats(0.0, 1.0), min_size=4, max_size=4).filter(
+        lambda p: sum(p) > 0))
+    return {"n": n, "seed": seed, "rights": tuple(rights),
+            "held": draw(st.floats(0.0, 1.0)),
+            "budget": draw(st.one_of(st.just("unlimited"), st.integers(0, n * 8_000_000))),
+            "bundle": draw(st.integers(1_000_000, 50_000_000)),
+            "dedupe": draw(st.sampled_from([-1, 0, 100]))}
+
+
+@hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(small_catalogs())
+def test_rights_never_leak_into_distributable_phases(case: dict) -> None:
+    tables = catalog_tables(case["n"], case["seed"], rights_p=case["rights"],
+                            isrc_dup_share=0.3, zero_duration_share=0.1)
+    rng = np.random.default_rng(case["seed"])
+    ids = tables["tracks"].column("track_id").to_numpy()
+    held_ids = ids[rng.random(len(ids)) < case["held"]]
+    holdings = (held_ids, rng.integers(500_000, 9_000_000, len(held_ids)))
+    comp, ps = plan_tables(tables, {"plan.budget": case["budget"],
+                                    "pack.bundle_size": case["bundle"],
+                                    "plan.isrc_dedupe_max_popularity": case["dedupe"]},
+                           holdings if len(held_ids) else None)
+    tiers, status = _names(comp, ps)
+    dist = comp.inputs.distributable
+    phased = comp.phase > 0
+    # Only distributable tracks with audio (held, when anything is held) enter a phase.
+    assert np.all(dist[phased])
+    assert np.all(tiers[phased] != "metadata_only")
+    assert not np.any(phased & ~dist)
+    assert np.all(~dist[status == "dark"])
+    assert not np.any(np.isin(status[~dist], ["planned_original", "planned_reencode"]))
+    # Every distributable kept track with its audio available is in a phase.
+    avail = (comp.inputs.held_bytes > 0) | (not comp.inputs.holdings)
+    assert np.all(phased[dist & (tiers != "metadata_only") & avail])
+    # Phases follow rank and stay near the bundle size.
+    order = np.argsort(comp.rank)
+    ph = comp.phase[order][phased[order]]
+    assert np.all(np.diff(ph) >= 0)
+    if phased.any():
+        biggest = int(comp.est_bytes[phased].max())
+        sizes = np.bincount(comp.phase[phased], weights=comp.est_bytes[phased])[1:]
+        assert np.all(sizes <= ps.bundle_bytes + biggest)
+        assert np.all(sizes > 0)
+    if ps.budget_bytes is not None:
+        assert int(comp.est_bytes.sum()) <= ps.budget_bytes
+
+
+def test_holdings_give_real_sizes_and_missing_audio() -> None:
+    tables = catalog_tables(3000, 5, zero_duration_share=0.02)
+    ids = tables["tracks"].column("track_id").to_numpy()
+    dur = tables["tracks"].column("duration_ms").to_numpy()
+    held = ids[::3]
+    sizes = np.full(len(held), 7_777_777)
+    comp, ps = plan_tables(tables, {"plan.budget": "unlimited"}, (held, sizes))
+    tiers, status = _names(comp, ps)
+    is_held = np.isin(comp.inputs.track_id, held)
+    # Held files cost their real size as originals; unheld kept tracks are missing audio.
+    assert np.all(comp.est_bytes[is_held & (tiers == "original")] == 7_777_777)
+    kept = tiers != "metadata_only"
+    assert np.all(np.isin(status[kept & ~is_held], ["missing_audio"]))
+    assert "note" not in comp.summary
+    # A held track is usable even when the catalog has no duration for it.
+    zero_held = np.isin(comp.inputs.track_id, held[dur[::3][: len(held)] == 0])
+    assert not np.any(status[zero_held] == "error_zero_duration")
+    # Without any holdings, nothing is missing_audio and the summary says why.
+    comp2, ps2 = plan_tables(tables, {"plan.budget": "unlimited"})
+    _, status2 = _names(comp2, ps2)
+    assert "missing_audio" not in set(status2)
+    assert "holds no audio" in comp2.summary["note"]
+
+
+def test_one_copy_per_isrc_in_the_tail() -> None:
+    tables = catalog_tables(5000, 9, isrc_dup_share=0.2)
+    comp, ps = plan_tables(tables, {"plan.budget": "unlimited"})
+    _, status = _names(comp, ps)
+    dup = status == "skipped_duplicate_isrc"
+    assert dup.any()
+    assert np.all(comp.inputs.popularity[dup] == 0)
+    # The copy that keeps the audio ranks higher and is not itself a duplicate.
+    row_of = {int(t): i for i, t in enumerate(comp.inputs.track_id)}
+    for i in np.flatnonzero(dup)[:200]:
+        rep = row_of[int(comp.duplicate_of[i])]
+        assert comp.rank[rep] < comp.rank[i]
+        assert status[rep] != "skipped_duplicate_isrc"
+    off, _ = plan_tables(tables, {"plan.budget": "unlimited",
+                                       "plan.isrc_dedupe_max_popularity": -1})
+    assert "skipped_duplicate_isrc" not in off.summary["counts_by_status"]
+
+
+def test_budget_extremes() -> None:
+    tables = catalog_tables(2000, 2)
+    comp, ps = plan_tables(tables, {"plan.budget": "unlimited"})
+    tiers, _ = _names(comp, ps)
+    eligible = planner.eligible_mask(comp.status, ps)
+    assert np.all(tiers[eligible] == "original")
+    comp0, _ = plan_tables(tables, {"plan.budget": 0})
+    assert comp0.summary["tracks_kept"] == 0 and comp0.summary["bytes_planned"] == 0
+
+
+def _plan_rows(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    return con.execute("SELECT * EXCLUDE (plan_id) FROM current_plan ORDER BY track_id"
+                       ).fetchall()
+
+
+def test_plans_are_reproducible_and_idempotent() -> None:
+    tables = catalog_tables(4000, 11)
+    ps = load_plan_settings(settings({"plan.budget": "5GB"}))
+    con_a = memory_catalog()
+    insert_catalog(con_a, tables)
+    # The same catalog inserted in another row order.
+    perm = np.random.default_rng(0).permutation(tables["tracks"].num_rows)
+    shuffled = dict(tables, tracks=tables["tracks"].take(pa.array(perm)))
+    con_b = memory_catalog()
+    insert_catalog(con_b, shuffled)
+    ra, rb = make_plan(con_a, ps), make_plan(con_b, ps)
+    assert _plan_rows(con_a) == _plan_rows(con_b)
+    assert ra.summary == rb.summary
+    # Planning again with nothing changed reuses the stored plan.
+    again = make_plan(con_a, ps)
+    assert again.reused and again.plan_id == ra.plan_id
+    assert con_a.execute("SELECT count(*) FROM plans").fetchall()[0][0] == 1
+    # Settings are stored with the plan.
+    stored = con_a.execute("SELECT settings_json FROM plans").fetchall()[0][0]
+    assert json.loads(stored)["budget_bytes"] == 5 * 10**9
+
+
+def test_old_plans_are_pruned_and_a_failed_write_leaves_no_trace(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    con = memory_catalog()
+    insert_catalog(con, catalog_tables(1000, 4))
+    for i, budget in enumerate(["1GB", "2GB", "3GB"]):
+        ps = load_plan_settings(settings({"plan.budget": budget, "plan.keep_plans": 2}))
+        assert make_plan(con, ps).plan_id == i + 1
+    assert [r[0] for r in con.execute("SELECT plan_id FROM plans ORDER BY 1").fetchall()] == [2, 3]
+    assert con.execute("SELECT count(DISTINCT plan_id) FROM plan_tracks").fetchall()[0][0] == 2
+
+    def broken(*args, **kw):  # type: ignore[no-untyped-def]
+        table = real(*args, **kw)
+        return table.set_column(table.schema.get_field_index("tier"), "tier",
+                                pa.nulls(table.num_rows, pa.string()))
+
+    real = planner._plan_table
+    monkeypatch.setattr(planner, "_plan_table", broken)
+    ps = load_plan_settings(settings({"plan.budget": "4GB", "plan.keep_plans": 2}))
+    with pytest.raises(duckdb.Error):
+        make_plan(con, ps)
+    assert [r[0] for r in con.execute("SELECT plan_id FROM plans ORDER BY 1").fetchall()] == [2, 3]
+    assert con.execute("SELECT count(*) FROM plan_tracks WHERE plan_id = 4").fetchall()[0][0] == 0
+
+
+def test_current_plan_has_the_contract_columns() -> None:
+    con = memory_catalog()
+    insert_catalog(con, catalog_tables(500, 1))
+    make_plan(con, load_plan_settings(settings({"plan.budget": "1GB"})))
+    cols = {r[0] for r in con.execute("DESCRIBE current_plan").fetchall()}
+    assert {"track_id", "tier", "status", "est_bytes", "phase"} <= cols
+    tiers = {r[0] for r in con.execute("SELECT DISTINCT tier FROM current_plan").fetchall()}
+    assert tiers <= {"original", "reencode", "metadata_only"}
