@@ -165,13 +165,15 @@ def test_real_cc_track_links_by_its_own_tags(arch: Any, catalog: Catalog, run_sc
 
 def test_path_link_for_rows_imported_from_the_files(arch: Any, catalog: Catalog, run_scan: Scan,
                                                     tmp_path: Path) -> None:
-    # Importers that read files (ingest --format tags) key rows by 'path:' + absolute path.
+    # Importers that know files (a beets library, ingest --format tags) list them in
+    # known_paths with their track.
     a = write_audio(tmp_path / "m" / "untagged.flac", "flac", seconds=2.0, seed=1)
     b = write_tags(write_audio(tmp_path / "m" / "tagged.flac", "flac", seconds=2.0, seed=2),
                    isrc="QZAAA2400070")
-    catalog.track(70, "from tags", source="tags", source_key=f"path:{a}")
-    catalog.track(71, "from tags too", source="tags", source_key=f"path:{b}")
+    catalog.track(70, "from beets", source="beets")
+    catalog.track(71, "from beets too", source="beets")
     catalog.track(72, "by isrc", isrc="QZAAA2400070")
+    arch.con.execute("INSERT INTO known_paths VALUES (?, 70, 1), (?, 71, 1)", [str(a), str(b)])
     run_scan(tmp_path / "m", fingerprint=False)
     got = links(arch.con)
     assert got[str(a)] == (70, "path", 1.0)

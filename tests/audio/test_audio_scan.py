@@ -253,3 +253,17 @@ def test_odd_names_nested_roots_and_the_store_itself(arch: Any, run_scan: Scan,
     rep = run_scan(tmp_path, fingerprint=False)
     assert rep.found == 1
     assert rows(arch.con, "SELECT count(*) FROM quarantine WHERE stage = 'scan'") == [(1,)]
+
+
+def test_an_empty_root_keeps_what_was_scanned_there(arch: Any, run_scan: Scan,
+                                                    tmp_path: Path) -> None:
+    drive = tmp_path / "drive"
+    write_audio(drive / "a.flac", "flac", seconds=1.0)
+    run_scan(drive, mode="in_place", fingerprint=False)
+    hidden = tmp_path / "elsewhere"
+    (drive / "a.flac").rename(hidden)  # as if the drive were unmounted: the mount point is empty
+    rep = run_scan(drive, mode="in_place", fingerprint=False)
+    assert rep.gone == 0 and "is a drive unmounted?" in rep.warnings[0]
+    assert rows(arch.con, "SELECT count(*) FROM audio_files") == [(1,)]
+    assert scanmod._count_under([str(drive / "a"), str(drive / "b" / "c"), str(tmp_path / "x")],
+                                drive) == 2

@@ -255,3 +255,20 @@ def test_rights_status_survives_reopen(status: str, new_archive: Callable[..., P
     for _ in range(2):
         assert distributable(root) == {status: True}
         run_cli("stats", "-a", root, "--json")
+
+
+def test_files_are_recorded_by_absolute_path(new_archive: Callable[..., Path], data_dir: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files named relative to the current directory are recorded by their absolute path:
+    accepted, quarantined rows and refused files alike, so provenance does not depend on where
+    the command ran."""
+    root = new_archive()
+    write_csv(data_dir / "good.csv", ["title", "popularity"], [["A", 1], ["B", 300]])
+    (data_dir / "bad.csv").write_bytes(b"%PDF-1.4\n" + bytes(20))
+    monkeypatch.chdir(data_dir)
+    summary = ingest_json(root, Path("good.csv"), Path("bad.csv"), code=2)
+    assert [f["file"] for f in summary["files"]] == [str(data_dir / "good.csv"),
+                                                      str(data_dir / "bad.csv")]
+    assert query(root, "SELECT source_file FROM sources") == [(str(data_dir / "good.csv"),)]
+    assert query(root, "SELECT source_file, row_number FROM quarantine ORDER BY 1") == [
+        (str(data_dir / "bad.csv"), None), (str(data_dir / "good.csv"), 2)]

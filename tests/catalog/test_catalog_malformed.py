@@ -65,16 +65,20 @@ def text(s: str | bytes) -> Callable[[Path], None]:
     return write
 
 
-def jsonl_gz_truncated(p: Path) -> None:
-    raw = gzip.compress("".join(json.dumps({"title": f"t{i}"}) + "\n"
-                                for i in range(3000)).encode())
-    p.write_bytes(raw[: len(raw) // 2])
+def truncated(kind: str) -> Callable[[Path], None]:
+    """The first half of a compressed file of 3,000 rows (JSON Lines or CSV)."""
 
+    def write(p: Path) -> None:
+        if ".jsonl" in p.name:
+            data = "".join(json.dumps({"title": f"t{i}", "n": i * 7919 % 10007}) + "\n"
+                           for i in range(3000))
+        else:
+            data = H + "".join(f"t{i},a{i * 7919 % 10007},b,,{i},1\n" for i in range(3000))
+        raw = (gzip.compress(data.encode()) if kind == "gz"
+               else zstandard.ZstdCompressor().compress(data.encode()))
+        p.write_bytes(raw[: len(raw) // 2])
 
-def jsonl_zst_truncated(p: Path) -> None:
-    raw = zstandard.ZstdCompressor().compress("".join(json.dumps({"title": f"t{i}"}) + "\n"
-                                                      for i in range(3000)).encode())
-    p.write_bytes(raw[: len(raw) // 2])
+    return write
 
 
 @dataclass
@@ -130,8 +134,10 @@ REFUSED = [
     Refused("parquet_as_csv.dat", text(parquet_bytes(10)), "parquet file, not csv",
             args=("--format", "csv")),
     Refused("text.sqlite", text(H + GOOD), "not a sqlite file"),
-    Refused("truncated.jsonl.gz", jsonl_gz_truncated, "compressed stream is damaged"),
-    Refused("truncated.jsonl.zst", jsonl_zst_truncated, "damaged"),
+    Refused("truncated.jsonl.gz", truncated("gz"), "compressed stream is damaged"),
+    Refused("truncated.jsonl.zst", truncated("zst"), "compressed stream is damaged"),
+    Refused("truncated.csv.gz", truncated("gz"), "compressed stream is damaged"),
+    Refused("truncated.csv.zst", truncated("zst"), "compressed stream is damaged"),
     Refused("two_tables.sqlite", sqlite_file(["songs", "other"]), "which table"),
     Refused("no_such_table.sqlite", sqlite_file(["songs"]), "no such table",
             args=("--table", "nope")),
@@ -214,7 +220,7 @@ QUARANTINED = [
     Quarantined("parquet_bad_values.parquet", lambda p: pq.write_table(pa.table({
         "title": ["A", None, "C"], "popularity": pa.array([5, 300, 7], pa.int32()),
         "isrc": ["USRC17607839", "USRC17607839", "nope"]}), p),
-        [(2, "title", None, "missing"), (3, "isrc", "NOPE", "not a valid ISRC")]),
+        [(2, "title", None, "missing"), (3, "isrc", "nope", "not a valid ISRC")]),
     Quarantined("sqlite_bad_values.sqlite", lambda p: _sqlite_values(p),
                 [(2, "duration_ms", "long", "not a whole number")]),
 ]
@@ -249,7 +255,6 @@ def test_refused_whole(case: Refused, new_archive: Callable[..., Path], data_dir
         m = data_dir.parent / "map.toml"
         m.write_text(MAPPINGS[case.name])
         args[args.index("{map}")] = str(m)
-    before = dump_catalog(root)
     res = run_cli("ingest", path, "-a", root, "--json", *args)
     assert res.exception is None
     assert "Traceback" not in res.err
@@ -269,11 +274,11 @@ def test_refused_whole(case: Refused, new_archive: Callable[..., Path], data_dir
         assert summary["files"][0]["error"] and case.says in summary["files"][0]["error"]
     after = dump_catalog(root)
     recorded = after.pop("quarantine")
-    before.pop("quarantine")
-    assert after == before  # nothing of the file reached the catalog
+    after.pop("meta")
+    assert {t: rows for t, rows in after.items() if rows} == {}  # nothing reached the catalog
     if case.recorded:
         assert len(recorded) == 1
-        stage, file, row, fld, value, reason = recorded[0]
+        stage, file, _row, fld, value, reason = recorded[0]
         assert (stage, file, fld, value) == ("ingest", str(path), None, None)
         assert case.says.split("'")[0] in reason
     else:

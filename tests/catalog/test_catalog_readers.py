@@ -431,3 +431,23 @@ def test_synth_files_written_for_a_csv_round_trip(tmp_path: Path,
     sql = ("SELECT track_id, title, isrc, duration_ms, popularity, explicit FROM tracks "
            "ORDER BY ALL")
     assert query(a, sql) == query(b, sql)
+
+
+def test_spreadsheet_csv(new_archive: Callable[..., Path], data_dir: Path) -> None:
+    """A spreadsheet's CSV: byte-order mark, CRLF line ends, quoted commas, quotes and line
+    breaks inside values, a latin-1 file read with --encoding."""
+    root = new_archive()
+    src = data_dir / "excel.csv"
+    src.write_bytes("\ufefftitle,artist,popularity\r\n"
+                    '"Hello, World",Ann,1\r\n'
+                    '"Two\r\nLines","The ""Quoted"" Band",2\r\n'
+                    "Plain,Bo,3\r\n".encode("utf-8"))
+    ingest_ok(root, src)
+    assert query(root, "SELECT source_row, title, popularity FROM tracks ORDER BY 1") == [
+        (1, "Hello, World", 1), (2, "Two\r\nLines", 2), (3, "Plain", 3)]
+    assert query(root, "SELECT name FROM artists ORDER BY 1") == [
+        ("Ann",), ("Bo",), ('The "Quoted" Band',)]
+    latin = data_dir / "latin.csv"
+    latin.write_bytes("title,artist\nCafé,Zoë\n".encode("latin-1"))
+    ingest_ok(root, latin, "--encoding", "latin-1")
+    assert query(root, "SELECT title FROM tracks WHERE title LIKE 'Caf%'") == [("Café",)]

@@ -13,13 +13,13 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from collections.abc import Callable, Iterator  # noqa: E402
-from pathlib import Path  # noqa: E402
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
-import pytest  # noqa: E402
-from encfix import SINGULARITY, SONIC_PI, Release, Track, build_archive, tone_file  # noqa: E402
+import pytest
+from encfix import SINGULARITY, SONIC_PI, Release, Track, build_archive, tone_file
 
-from soundkeep import archive  # noqa: E402
+from soundkeep import archive
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ def test_encode_carries_out_the_plan(make_archive: Callable[..., archive.Archive
     arch.close()
     before = store_listing(root)
     out = json.loads(run_cli(["encode", "-a", str(root), "--json", "--workers", "2"]).stdout)
-    assert SUMMARY_KEYS <= set(out)
+    assert set(out) >= SUMMARY_KEYS
     assert (out["encoded"], out["kept_original"], out["failed"]) == (3, 2, 1)
     assert (out["planned"], out["not_held"], out["skipped"]) == (7, 1, 0)
     assert out["failures"] == {"decode_error": 1}
@@ -95,7 +95,7 @@ def test_dry_run_changes_nothing(make_archive: Callable[..., archive.Archive],
     assert (out["to_encode"], out["to_keep_original"], out["not_held"]) == (4, 2, 1)
     assert out["expected_bytes_out"] == 6 * 1000  # est_bytes of the plan rows
     assert out["bytes_in"] == sum(
-        (t.source.stat().st_size for t in mixed_tracks if t.source and t.tier != "metadata_only"))
+        t.source.stat().st_size for t in mixed_tracks if t.source and t.tier != "metadata_only")
     assert out["audio_seconds"] > 200  # Awakening.ogg alone is 208 s
     assert set(out["calibration"]) == {"opus", "original"}
     assert out["calibration"]["original"]["realtime_factor"] > 1

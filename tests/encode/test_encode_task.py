@@ -42,7 +42,7 @@ def test_reencode_to_opus(tmp_path: Path) -> None:
     assert res.output_path == f"store/{res.output_sha256[:2]}/{res.output_sha256[2:4]}/" \
                               f"{res.output_sha256}"  # type: ignore[index]
     assert sha256(out) == res.output_sha256 and out.stat().st_size == res.output_size
-    seconds, rate, channels, data = decode(out)
+    seconds, rate, channels, _data = decode(out)
     assert (rate, channels) == (48000, 2)
     assert abs(seconds - 3.0) <= 0.05 and res.source_duration_ms == 3000
     assert res.codec == "opus" and res.bitrate == 75000
@@ -62,7 +62,7 @@ def test_channel_layout_is_kept(tmp_path: Path, channels: int, layout: str) -> N
     src = write_audio(tmp_path / "in.wav", sine(1.0, 44100, channels), 44100, "wav", layout)
     res = encode_one(job(tmp_path / "arch", src))
     assert res.status == "encoded", res.reason
-    seconds, rate, got, _ = decode(tmp_path / "arch" / (res.output_path or ""))
+    seconds, _rate, got, _ = decode(tmp_path / "arch" / (res.output_path or ""))
     assert got == channels and res.channels == channels and abs(seconds - 1.0) <= 0.05
 
 

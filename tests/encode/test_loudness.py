@@ -47,7 +47,7 @@ def test_k_weighting_matches_the_bs1770_table_at_48k() -> None:
     assert np.allclose(a, np.convolve(shelf_a, hp_a), atol=1e-9)
 
 
-@pytest.mark.parametrize("rate", [48000, 44100, 22050])
+@pytest.mark.parametrize("rate", [48000, 44100, 22050, 192000])
 def test_block_filter_equals_the_direct_iir(rate: int) -> None:
     rng = np.random.default_rng(rate)
     x = (0.3 * rng.standard_normal((1, 12_345))).astype(np.float32)

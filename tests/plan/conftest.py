@@ -22,6 +22,7 @@ RIGHTS = np.array(["all_rights_reserved", "CC-BY-4.0", "public_domain", "unknown
 
 def catalog_tables(n: int, seed: int = 0, *, isrc_dup_share: float = 0.05,
                    listens_share: float = 0.0, zero_duration_share: float = 0.001,
+                   no_isrc_share: float = 0.0,
                    rights_p: tuple[float, ...] = (0.5, 0.3, 0.1, 0.1),
                    ) -> dict[str, pa.Table]:
     """Arrow tables for tracks, artists, track_artists, releases, artist_genres (n tracks)."""
@@ -35,7 +36,8 @@ def catalog_tables(n: int, seed: int = 0, *, isrc_dup_share: float = 0.05,
     isrc_num = np.arange(n)
     dup = rng.random(n) < isrc_dup_share
     isrc_num[dup] = rng.integers(0, n, dup.sum())
-    isrc = pa.array(np.char.add("QZ", np.char.zfill(isrc_num.astype(str), 10)))
+    isrc = pa.array(np.char.add("QZ", np.char.zfill(isrc_num.astype(str), 10)),
+                    mask=rng.random(n) < no_isrc_share)
     has_listens = rng.random(n) < listens_share
     listens = pa.array(np.rint(10 ** (pop / 12.0 + rng.random(n))).astype(np.int64),
                        mask=~has_listens)

@@ -114,10 +114,34 @@ def test_selection_matches_a_full_sort_on_a_large_case() -> None:
     inc = budget.hull_increments(b, v, np.ones((n, 2), dtype=bool))
     cap = int(inc.d_bytes.sum() * 0.37)
     choice = budget.solve(inc, cap)
-    order = np.lexsort((inc.key, -inc.eff))
+    order = np.lexsort((inc.key(np.arange(len(inc.eff))), -inc.eff))
     cum = np.cumsum(inc.d_bytes[order])
     k = int(np.searchsorted(cum, cap, side="right"))
     expected = np.zeros(len(order), dtype=bool)
     expected[order[:k]] = True
     assert np.array_equal(choice.taken, expected)
     assert choice.critical == int(order[k])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 3), st.integers(0, 10_000), st.booleans())
+def test_the_shared_hull_shape_gives_the_general_answer(a: int, seed: int, tiny: bool) -> None:
+    # Rows whose options scale one template (size x rate, listens x weight) take a shortcut;
+    # it must give the same increments as the general path, whatever the rounding.
+    rng = np.random.default_rng(seed)
+    n = 300
+    rates = rng.integers(1, 400, a).astype(float)
+    weights = rng.random(a)
+    size = rng.integers(1, 3 if tiny else 100_000, n)
+    listens = rng.random(n) * 1000 + 1e-3
+    b = np.maximum(np.rint(size[:, None] * rates[None, :] / 8), 1).astype(np.int64)
+    v = listens[:, None] * weights[None, :]
+    valid = np.ones((n, a), dtype=bool)
+    uniform = rng.random(n) < 0.8
+    fast = budget.hull_increments(b, v, valid, uniform=uniform, template=(rates, weights))
+    slow = budget.hull_increments(b, v, valid)
+    key = lambda inc: sorted(zip(inc.row.tolist(), inc.option.tolist(),  # noqa: E731
+                                 inc.d_bytes.tolist(), strict=True))
+    assert key(fast) == key(slow)
+    cap = int(rng.integers(0, int(b.max(axis=1).sum()) + 1))
+    assert np.array_equal(budget.solve(fast, cap).option, budget.solve(slow, cap).option)

@@ -35,7 +35,7 @@ def _pick(con, where: str) -> int:  # type: ignore[no-untyped-def]
 
 def test_the_budget_thresholds_are_exact(con) -> None:  # type: ignore[no-untyped-def]
     for where in ("tier = 'original'", "tier = 'reencode'",
-                  "status = 'metadata_only' AND popularity > 0"):
+                  "status = 'metadata_only' AND rank < 1800"):
         track = _pick(con, where)
         (e,) = explain(con, str(track))
         before = e["tier"]

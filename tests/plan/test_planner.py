@@ -134,6 +134,10 @@ def test_one_copy_per_isrc_in_the_tail() -> None:
         rep = row_of[int(comp.duplicate_of[i])]
         assert comp.rank[rep] < comp.rank[i]
         assert status[rep] != "skipped_duplicate_isrc"
+    # Rows without an ISRC are never duplicates of each other.
+    no_isrc = catalog_tables(3000, 9, isrc_dup_share=0.0, no_isrc_share=0.5)
+    comp3, _ = plan_tables(no_isrc, {"plan.budget": "unlimited"})
+    assert "skipped_duplicate_isrc" not in comp3.summary["counts_by_status"]
     off, _ = plan_tables(tables, {"plan.budget": "unlimited",
                                        "plan.isrc_dedupe_max_popularity": -1})
     assert "skipped_duplicate_isrc" not in off.summary["counts_by_status"]

@@ -54,8 +54,8 @@ DECLARED_SLACK_S, DECLARED_SLACK = 0.5, 0.02
 SILENCE_PEAK = 10 ** (-90 / 20)
 # Inside store/: a folder of its own, apart from the scan's temporary files.
 TMP_SUBDIR = ".tmp/encode"
-# Samples per frame from the resampler: per-frame Python costs fall with the frame count.
-FRAME_SAMPLES = 48000
+# Decoded audio is handled in chunks of this many samples (see _Chunks).
+CHUNK_SAMPLES = 48000
 
 STATUS_ENCODED = "encoded"
 STATUS_KEPT = "kept_original"
@@ -189,8 +189,8 @@ def _reencode_opus(job: EncodeJob, src: Path, res: EncodeResult, scratch: list[P
         ast = inp.streams.audio[0]
         layout = _layout(ast)
         meter = LoudnessMeter(OPUS_RATE, [c.name for c in layout.channels])
-        resampler = av.AudioResampler(format="flt", layout=layout, rate=OPUS_RATE,
-                                      frame_size=FRAME_SAMPLES)
+        chunks = _Chunks(inp, ast, av.AudioResampler(format="flt", layout=layout,
+                                                     rate=OPUS_RATE))
         out = av.open(str(tmp), "w", format="ogg", options={"fflags": "+bitexact"})
         with out:
             try:
@@ -203,19 +203,16 @@ def _reencode_opus(job: EncodeJob, src: Path, res: EncodeResult, scratch: list[P
                 ost.metadata[RESERVED_KEY] = "-" * reserve_bytes(job.tags, cover)
             except (av.FFmpegError, ValueError) as exc:
                 raise _Fail("encode_error", _msg(exc)) from None
-            seconds, written = 0.0, 0
+            written = 0
             with _ffmpeg_errors("decode_error"):
-                for frame in _decode(inp, ast):
-                    seconds += frame.samples / frame.sample_rate
-                    for rf in _resample(resampler, frame):
-                        written = _encode(out, ost, rf, written, meter)
-            for rf in _resample(resampler, None):
-                written = _encode(out, ost, rf, written, meter)
+                for chunk in chunks:
+                    written = _encode(out, ost, chunk, written, meter)
             try:
                 for packet in ost.encode(None):
                     out.mux(packet)
             except av.FFmpegError as exc:
                 raise _Fail("encode_error", _msg(exc)) from None
+        seconds = chunks.seconds
         _check_complete(inp, seconds)
     loudness = meter.result()
     _record_source(res, seconds, loudness)
@@ -315,6 +312,36 @@ def _decode(container: av.container.InputContainer, stream: av.audio.stream.Audi
         raise _Fail("decode_error", _msg(exc)) from None
 
 
+class _Chunks:
+    """A stream's decoded audio in chunks of about CHUNK_SAMPLES, converted by a resampler.
+
+    Decoded frames (often 1,024 samples or fewer) are gathered in an AudioFifo first, so the
+    per-call costs of resampling, arrays and encoding are paid per chunk, not per frame.
+    `seconds` is the length decoded so far.
+    """
+
+    def __init__(self, inp: av.container.InputContainer, stream: av.audio.stream.AudioStream,
+                 resampler: av.AudioResampler) -> None:
+        self.inp, self.stream, self.resampler = inp, stream, resampler
+        self.seconds = 0.0
+
+    def __iter__(self) -> Iterator[av.AudioFrame]:
+        fifo = av.AudioFifo()
+        for frame in _decode(self.inp, self.stream):
+            self.seconds += frame.samples / frame.sample_rate
+            frame.pts = None  # the FIFO checks timestamps for gaps; the sample count is what counts
+            try:
+                fifo.write(frame)
+            except ValueError as exc:
+                raise _Fail("decode_error", f"the audio format changes mid-stream: {exc}"
+                            ) from None
+            if fifo.samples >= CHUNK_SAMPLES:
+                yield from _resample(self.resampler, fifo.read(CHUNK_SAMPLES))
+        if fifo.samples:
+            yield from _resample(self.resampler, fifo.read())
+        yield from _resample(self.resampler, None)
+
+
 def _resample(resampler: av.AudioResampler, frame: av.AudioFrame | None
               ) -> list[av.AudioFrame]:
     try:
@@ -351,19 +378,13 @@ def _measure(src: Path) -> tuple[float, Loudness, str]:
         layout = _layout(ast)
         rate = ast.codec_context.sample_rate or ast.rate
         meter = LoudnessMeter(rate, [c.name for c in layout.channels])
-        resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate,
-                                      frame_size=FRAME_SAMPLES)
-        seconds = 0.0
+        chunks = _Chunks(inp, ast, av.AudioResampler(format="fltp", layout=layout, rate=rate))
         with _ffmpeg_errors("decode_error"):
-            for frame in _decode(inp, ast):
-                seconds += frame.samples / frame.sample_rate
-                for rf in _resample(resampler, frame):
-                    meter.add_planar(_planar(rf))
-        for rf in _resample(resampler, None):
-            meter.add_planar(_planar(rf))
+            for chunk in chunks:
+                meter.add_planar(_planar(chunk))
         codec = ast.codec_context.name
-        _check_complete(inp, seconds)
-    return seconds, meter.result(), codec
+        _check_complete(inp, chunks.seconds)
+    return chunks.seconds, meter.result(), codec
 
 
 def _planar(frame: av.AudioFrame) -> NDArray[np.float32]:
@@ -384,7 +405,7 @@ def _ffmpeg_errors(code: str) -> Iterator[None]:
         av.logging.set_level(old)
     errors = [entry for entry in logs if entry[0] <= av.logging.ERROR]
     if errors:
-        level, name, message = errors[0]
+        _level, name, message = errors[0]
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise _Fail(code, f"{name}: {str(message).strip()}{more}")
 
@@ -456,6 +477,11 @@ def _commit(tmp: Path, root: Path, sha256: str) -> str:
 
 def _msg(exc: BaseException) -> str:
     return str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+
+
+def warm_up(_: object = None) -> int:
+    """Nothing but loading this module (codecs, numpy) in a worker; returns the worker's pid."""
+    return os.getpid()
 
 
 def tmp_dir(archive_root: Path) -> Path:

@@ -51,7 +51,8 @@ def encode(
     failed file keeps its original and gets a status and reason. The run is journaled: stop
     it at any moment and run it again to continue; a run after success does nothing.
     """
-    from soundkeep.audio.encode_run import Summary, dry_run as do_dry_run, run_encode
+    from soundkeep.audio.encode_run import Summary, run_encode
+    from soundkeep.audio.encode_run import dry_run as do_dry_run
 
     arch = archive.open_archive(archive_dir)
     with arch:
@@ -66,9 +67,12 @@ def encode(
             task: list[Any] = []
 
             def started(s: Summary) -> None:
-                task.append(prog.add_task("encode", total=s.todo))
+                if s.todo:
+                    task.append(prog.add_task("encode", total=s.todo))
 
             def advanced(s: Summary) -> None:
+                if not task:
+                    return
                 d = s.as_dict()
                 prog.update(task[0], completed=s.done, description=(
                     f"encode {d['realtime_factor']:.0f}x realtime, "

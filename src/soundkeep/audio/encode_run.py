@@ -155,9 +155,13 @@ def _check_tables(arch: Archive) -> int:
     return int(plan_id)
 
 
-def select_jobs(arch: Archive, specs: dict[str, TierSpec], limit: int | None,
+def select_jobs(arch: Archive, plan_id: int, specs: dict[str, TierSpec], limit: int | None,
                 retry_failed: bool) -> Summary:
-    """List this run's jobs into the temp table encode_todo; count what is planned and done."""
+    """List this run's jobs into the temp table encode_todo; count what is planned and done.
+
+    The plan's rows are read from plan_tracks by plan_id rather than through the current_plan
+    view: DuckDB 2.0.0 returned wrong sums for some joins with that view.
+    """
     con = arch.con
     con.execute("DROP TABLE IF EXISTS encode_tiers")
     con.execute("CREATE TEMP TABLE encode_tiers (tier VARCHAR, codec VARCHAR, params VARCHAR)")
@@ -172,7 +176,8 @@ def select_jobs(arch: Archive, specs: dict[str, TierSpec], limit: int | None,
 CREATE OR REPLACE TEMP TABLE encode_planned AS
 WITH plan AS (
     SELECT p.track_id, p.tier, p.rank, p.sha256 AS plan_sha, p.duration_ms, t.codec, t.params
-    FROM current_plan p JOIN encode_tiers t USING (tier)
+    FROM plan_tracks p JOIN encode_tiers t USING (tier)
+    WHERE p.plan_id = $plan_id
 ),
 linked AS (   -- a plan made before the scan names no file: take the best linked one
     SELECT l.track_id, l.sha256
@@ -201,7 +206,7 @@ LEFT JOIN linked l USING (track_id)
 LEFT JOIN files f ON f.sha256 = coalesce(p.plan_sha, l.sha256)
 LEFT JOIN latest j ON j.track_id = p.track_id AND j.source_sha256 = coalesce(p.plan_sha, l.sha256)
                   AND j.params = p.params
-""")
+""", {"plan_id": plan_id})
     planned, not_held, skipped = db.one(con, """
         SELECT count(*), count(*) FILTER (WHERE not_held),
                count(*) FILTER (WHERE done AND NOT not_held)
@@ -279,9 +284,10 @@ def _tags(row: dict[str, Any]) -> TrackTags:
         label=row["label"], copyright=row["copyright_p"], rights=row["rights_status"])
 
 
-def _plan_tiers(arch: Archive) -> list[str]:
+def _plan_tiers(arch: Archive, plan_id: int) -> list[str]:
     return [r[0] for r in arch.con.execute(
-        "SELECT DISTINCT tier FROM current_plan ORDER BY tier").fetchall()]
+        "SELECT DISTINCT tier FROM plan_tracks WHERE plan_id = ? ORDER BY tier",
+        [plan_id]).fetchall()]
 
 
 # -- journal --------------------------------------------------------------------------------
@@ -351,8 +357,8 @@ def run_encode(arch: Archive, workers: int | None = None, ray: str | None = None
                executor: Executor | None = None) -> Summary:
     """Encode (or keep) every held, planned track not done yet; journal each result."""
     plan_id = _check_tables(arch)
-    specs = tier_specs(arch, _plan_tiers(arch))
-    summary = select_jobs(arch, specs, limit, retry_failed)
+    specs = tier_specs(arch, _plan_tiers(arch, plan_id))
+    summary = select_jobs(arch, plan_id, specs, limit, retry_failed)
     clean_tmp(arch.root)
     con = arch.con
     run_id = int(db.scalar(con, "SELECT coalesce(max(run_id), 0) + 1 FROM encode_runs"))
@@ -411,14 +417,14 @@ def _remove_empty_tmp(root: Path) -> None:
 def dry_run(arch: Archive, workers: int | None = None, limit: int | None = None,
             retry_failed: bool = False, calibrate: bool = True) -> dict[str, Any]:
     """What a run would do, the bytes it expects, and the time a short calibration predicts."""
-    _check_tables(arch)
-    specs = tier_specs(arch, _plan_tiers(arch))
-    summary = select_jobs(arch, specs, limit, retry_failed)
+    plan_id = _check_tables(arch)
+    specs = tier_specs(arch, _plan_tiers(arch, plan_id))
+    summary = select_jobs(arch, plan_id, specs, limit, retry_failed)
     by_codec = arch.con.execute("""
         SELECT d.codec, count(*), sum(d.size), sum(d.duration_ms) / 1000.0,
                sum(p.est_bytes)
-        FROM encode_todo d JOIN current_plan p USING (track_id)
-        GROUP BY d.codec ORDER BY d.codec""").fetchall()
+        FROM encode_todo d JOIN plan_tracks p ON p.track_id = d.track_id AND p.plan_id = ?
+        GROUP BY d.codec ORDER BY d.codec""", [plan_id]).fetchall()
     n_workers = workers or available_cores()
     out: dict[str, Any] = {
         "dry_run": True, "planned": summary.planned, "not_held": summary.not_held,

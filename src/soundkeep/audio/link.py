@@ -30,7 +30,8 @@ CREATE OR REPLACE TEMP MACRO sk_norm(x) AS
 def catalog_state(con: duckdb.DuckDBPyConnection) -> str:
     """A cheap summary that changes whenever tracks or their sources change."""
     row = con.execute("""
-        SELECT (SELECT count(*) FROM tracks), (SELECT count(*) FROM sources),
+        SELECT (SELECT count(*) FROM tracks), (SELECT count(*) FROM known_paths),
+               (SELECT count(*) FROM sources),
                (SELECT max(source_id) FROM sources),
                (SELECT CAST(max(finished_at) AS VARCHAR) FROM sources)
     """).fetchall()[0]
@@ -138,13 +139,13 @@ def link_pending(con: duckdb.DuckDBPyConnection, cfg: LinkSettings) -> dict[str,
         LEFT JOIN releases r ON r.release_id = tc.release_id
     """, [cfg.max_duration_diff_ms, cfg.max_duration_diff_ms, cfg.max_duration_diff_ms])
     _decide(con)
-    # Last, provenance: a catalog row made from this very file (importers that read files,
-    # like `ingest --format tags`, key their rows 'path:' + the file's absolute path).
+    # Last, provenance: a source says it holds this very file for a track (known_paths:
+    # a beets library's item paths, the files `ingest --format tags` read).
     con.execute("""
         CREATE OR REPLACE TEMP TABLE lk_step AS
-        SELECT DISTINCT p.sha256, t.track_id, 'path' AS method, 1.0 AS confidence
+        SELECT DISTINCT p.sha256, k.track_id, 'path' AS method, 1.0 AS confidence
         FROM lk_pending p JOIN scan_paths s ON s.sha256 = p.sha256
-        JOIN tracks t ON t.source_key = 'path:' || s.path
+        JOIN known_paths k ON k.path = s.path
         WHERE p.sha256 NOT IN (SELECT sha256 FROM lk_result)""")
     _decide(con)
     counts = _write(con)

@@ -128,6 +128,8 @@ def probe_file(task: ScanTask) -> FileResult:
         _refuse(res, str(exc))
     except OSError as exc:
         _refuse(res, f"cannot read: {exc.strerror or exc}")
+    except Exception as exc:  # a tag or container parser choking on a malformed file
+        _refuse(res, f"unreadable ({type(exc).__name__}: {str(exc)[:120]})")
     finally:
         if reader is not None:
             reader.close()

@@ -9,6 +9,7 @@ Incremental: a path whose (size, mtime_ns) equals its scan_paths row is not open
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import multiprocessing
 import os
@@ -185,17 +186,25 @@ def scan(arch: Archive, dirs: list[Path], opts: ScanOptions,
     found = walk(roots, opts.extensions, exclude=store_dir.resolve())
     walked = found.files
     report.found = walked.num_rows
-    todo, report.gone = _plan(con, walked, roots, found.bad_names)
+    # A root where nothing was found (an unmounted drive?) does not forget its paths.
+    paths = walked.column("path").to_pylist()
+    empty = [r for r in roots if _count_under(paths, r) == 0]
+    for r in empty:
+        report.warnings.append(f"{r}: no audio files found; what was scanned there before "
+                               "is kept (is a drive unmounted?)")
+    todo, report.gone = _plan(con, walked, [r for r in roots if r not in empty],
+                              found.bad_names)
     report.quarantined += len(found.bad_names)
     report.unchanged = report.found - todo.num_rows
-    if todo.num_rows and opts.fingerprint and not fpmod.available():
-        opts.fingerprint = False
+    fingerprint = opts.fingerprint
+    if todo.num_rows and fingerprint and not fpmod.available():
+        fingerprint = False
         report.warnings.append(fpmod.MISSING_WARNING)
     total_bytes = sum(todo.column("size").to_pylist())
     if on_total:
         on_total(todo.num_rows, total_bytes)
     root = arch.root.resolve()
-    tasks = [ScanTask(p, s, m, opts.mode, str(root), opts.fingerprint, opts.fsync)
+    tasks = [ScanTask(p, s, m, opts.mode, str(root), fingerprint, opts.fsync)
              for p, s, m in zip(todo.column("path").to_pylist(), todo.column("size").to_pylist(),
                                 todo.column("mtime_ns").to_pylist(), strict=True)]
     batch: list[FileResult] = []
@@ -223,6 +232,15 @@ def scan(arch: Archive, dirs: list[Path], opts: ScanOptions,
     report.timings["link"] = round(done - t_link, 3)
     report.seconds = round(done - started, 3)
     return report
+
+
+def _count_under(sorted_paths: list[str], root: Path) -> int:
+    """How many of the sorted paths are the root or lie under it."""
+    prefix = str(root).rstrip(os.sep) + os.sep
+    lo = bisect.bisect_left(sorted_paths, prefix)
+    n = bisect.bisect_left(sorted_paths, prefix + "\U0010ffff") - lo
+    i = bisect.bisect_left(sorted_paths, str(root))
+    return n + int(i < len(sorted_paths) and sorted_paths[i] == str(root))
 
 
 def _check_roots(arch: Archive, dirs: list[Path], mode: str) -> list[Path]:

@@ -99,8 +99,9 @@ def ingest_paths(arch: Archive, paths: Iterable[Path], *, fmt: str | None = None
             results.append(ingest_file(arch, path, fmt=fmt, mapping=mapping, source=source,
                                        table=table, encoding=encoding, on_progress=on_progress))
         except InputError as exc:
-            _record_refusal(arch.con, path, exc)
-            results.append(IngestResult(file=str(path), error=exc.one_line()))
+            # Recorded by absolute path, as accepted files and quarantined rows are.
+            _record_refusal(arch.con, path.resolve(), exc)
+            results.append(IngestResult(file=str(path.resolve()), error=exc.one_line()))
     return results
 
 
@@ -314,7 +315,8 @@ class _Context:
             return f"coalesce(nullif(trim({s}), ''), 'unknown')"
         raise AssertionError(f.kind)
 
-    def _checks(self, f: Field, raw: str, numeric_list: bool = False) -> list[tuple[str, str]]:
+    def _checks(self, f: Field, raw: str, numeric_list: bool = False,
+                text: bool = True) -> list[tuple[str, str]]:
         """(condition, reason) pairs for one field; the first that holds quarantines the row."""
         n = f.name
         out: list[tuple[str, str]] = []
@@ -323,7 +325,8 @@ class _Context:
         if f.kind in ("key", "text"):
             out.append((f"length({n}) > {self.max_chars}",
                         f"longer than {self.max_chars} characters"))
-            out.append((f"contains({n}, chr(0))", "contains a NUL character"))
+            if text:  # only text can hold a NUL (numbers cast to text cannot)
+                out.append((f"contains({n}, chr(0))", "contains a NUL character"))
         elif f.kind in ("int", "float"):
             what = "a whole number" if f.kind == "int" else "a finite number"
             out.append((f"{raw} IS NOT NULL AND {n} IS NULL", f"not {what}"))
@@ -399,7 +402,8 @@ class _Context:
             typed_cols += [rname, f"{self._typed(f, rname, arrow)} AS {f.name}"]
             numeric_list = arrow is not None and pa.types.is_list(arrow) and \
                 not pa.types.is_string(arrow.value_type)
-            for cond, reason in self._checks(f, rname, numeric_list):
+            text = arrow is None or pa.types.is_string(arrow) or pa.types.is_large_string(arrow)
+            for cond, reason in self._checks(f, rname, numeric_list, text):
                 checks.append((cond, _lit(f.name), f"CAST({rname} AS VARCHAR)", _lit(reason)))
         for f in self.fields:  # required fields absent from the file entirely
             if f.required and f.name not in self.present:

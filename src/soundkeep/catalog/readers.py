@@ -140,9 +140,7 @@ def open_source(path: Path, fmt: str | None = None, batch_rows: int = 500_000,
     if compression == "gzip":
         stream = gzip.GzipFile(fileobj=buffered)
     elif compression == "zstd":
-        import zstandard
-
-        stream = zstandard.ZstdDecompressor().stream_reader(buffered)
+        stream = io.BufferedReader(_ZstdReader(buffered), 1 << 20)
     else:
         stream = buffered
     if base == "jsonl":
@@ -150,6 +148,50 @@ def open_source(path: Path, fmt: str | None = None, batch_rows: int = 500_000,
     else:
         batches = _csv_batches(path, stream, base, batch_rows, encoding)
     return Opened(path=path, fmt=kind, batches=batches, position=lambda: outer.count, size=size)
+
+
+class _ZstdReader(io.RawIOBase):
+    """Zstandard frames, one after another, decompressed; a file that ends inside a frame is an
+    error (zstandard's own stream reader ends quietly there, losing the rest of the file)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        import zstandard
+
+        self.raw = raw
+        self.make = zstandard.ZstdDecompressor().decompressobj
+        self.obj = self.make()
+        self.buf = b""
+        self.pos = 0
+        self.started = False  # inside a frame (some of its bytes were read)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while self.pos >= len(self.buf):
+            chunk = self.raw.read(1 << 18)
+            if not chunk:
+                if self.started:
+                    raise EOFError("the file ends inside a zstd frame (truncated)")
+                return 0
+            out = []
+            while chunk:
+                self.started = True
+                out.append(self.obj.decompress(chunk))
+                chunk = b""
+                if self.obj.eof:
+                    chunk = self.obj.unused_data
+                    self.obj = self.make()
+                    self.started = False
+            self.buf, self.pos = b"".join(out), 0
+        n = min(len(b), len(self.buf) - self.pos)
+        b[:n] = self.buf[self.pos:self.pos + n]
+        self.pos += n
+        return n
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
 
 
 @dataclass
@@ -268,7 +310,10 @@ def _csv_batches(path: Path, stream: IO[bytes], kind: str, batch_rows: int,
     # the leading zeros of barcodes and turn "007" into 7, and a column inferred as numbers
     # from the first block would fail the whole file on one bad value in a later block. The
     # ingest validates and converts, so one bad value is one quarantined row.
-    head = _read_header(stream)
+    try:
+        head = _read_header(stream)
+    except (OSError, EOFError) as exc:
+        raise _damaged(path, exc) from None
     names = _header_names(path, head, kind, encoding)
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
@@ -287,6 +332,8 @@ def _csv_batches(path: Path, stream: IO[bytes], kind: str, batch_rows: int,
                                     auto_dict_encode=False))
     except (pa.ArrowException, UnicodeDecodeError) as exc:
         raise _csv_error(path, exc, kind) from None
+    except (OSError, EOFError) as exc:
+        raise _damaged(path, exc) from None
     schema = pa.schema([(n, pa.string()) for n in names])
     start = 1
     while True:
@@ -296,6 +343,8 @@ def _csv_batches(path: Path, stream: IO[bytes], kind: str, batch_rows: int,
             break
         except (pa.ArrowException, UnicodeDecodeError) as exc:
             raise _csv_error(path, exc, kind, start) from None
+        except (OSError, EOFError) as exc:
+            raise _damaged(path, exc) from None
         # Row numbers count the skipped invalid rows too, so they match the file.
         total = batch.num_rows + len(bad)
         numbers = np.arange(start, start + total, dtype=np.int64)
@@ -375,8 +424,7 @@ def _jsonl_batches(path: Path, stream: IO[bytes], batch_rows: int,
             raise InputError("text is not valid UTF-8", file=str(path), row=row + 1,
                              expected="UTF-8 JSON Lines (or pass --encoding)") from None
         except (OSError, EOFError) as exc:
-            raise InputError(f"compressed stream is damaged ({_first_line(exc)})",
-                             file=str(path), row=row + 1) from None
+            raise _damaged(path, exc) from None
         if not chunk:
             break
         for line in chunk:
@@ -464,6 +512,12 @@ def _column(values: list[Any]) -> pa.Array:
         arr = pa.array([None if v is None else bytes(v).decode("utf-8", "replace")
                         for v in values], pa.string())
     return arr
+
+
+def _damaged(path: Path, exc: BaseException) -> InputError:
+    """A compressed file that cannot be read to its end (truncated or corrupt)."""
+    return InputError(f"compressed stream is damaged ({_first_line(exc)})",
+                      file=str(path), expected="a complete .gz or .zst file")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -27,20 +27,28 @@ import numpy as np
 
 # Below this many candidates the selection sorts what is left.
 _SORT_BELOW = 1 << 16
+# The cut-off is first bracketed from this many evenly spaced increments.
+_SAMPLE = 1 << 16
 
 
 @dataclass
 class Increments:
     """Every track's hull increments (a row's increments are ordered by step)."""
 
-    row: np.ndarray       # int64 row of the track
-    step: np.ndarray      # int64 step on the track's hull (1 = first audio option)
+    row: np.ndarray       # int32 row of the track
+    step: np.ndarray      # int8 step on the track's hull (1 = first audio option)
     d_bytes: np.ndarray   # int64
     d_value: np.ndarray   # float64
     eff: np.ndarray       # float64 d_value / d_bytes
-    option: np.ndarray    # int64 option index reached by this increment
-    key: np.ndarray       # int64 tie-break among equal efficiencies: row rank, then step
+    option: np.ndarray    # int8 option index reached by this increment
+    row_rank: np.ndarray  # int64 per row: orders rows whose increments are equally efficient
     n_rows: int
+    n_options: int
+
+    def key(self, idx: np.ndarray | int) -> np.ndarray:
+        """Tie-break among equal efficiencies: the row's rank, then the step."""
+        return (self.row_rank[self.row[idx]] * (self.n_options + 1)
+                + self.step[idx].astype(np.int64))
 
 
 @dataclass
@@ -65,20 +73,89 @@ def _columns(x: Columns) -> list[np.ndarray]:
 
 
 def hull_increments(b: Columns, v: Columns, valid: Columns,
-                    rank: np.ndarray | None = None) -> Increments:
+                    rank: np.ndarray | None = None, uniform: np.ndarray | None = None,
+                    template: tuple[Sequence[float], Sequence[float]] | None = None,
+                    ) -> Increments:
     """Hull increments of every row from options b (int bytes), v (value), valid.
 
     Each is (N, A), or A columns of N: option k of row i costs b[i, k] bytes, is worth
     v[i, k], and exists where valid[i, k]. rank (N,) orders rows whose increments are equally
     efficient (default: row order).
+
+    Rows marked `uniform` have every option and the same hull shape as `template` (bytes and
+    values of one row, up to a per-row scale of each): b[i] ~ s_i * template_bytes and
+    v[i] = l_i * template_values. Their hull vertices are found once from the template (the
+    test is scale-free), which is most of the catalog: tracks without a held file cost
+    duration x bitrate in every tier and are worth weight x listens.
     """
     bc, vc, ok_c = _columns(b), _columns(v), _columns(valid)
     a = len(bc)
     n = len(bc[0]) if a else 0
-    # Work on columns (1-D arrays): A, the number of audio tiers, is a handful.
-    bs = [np.where(ok_c[k], bc[k].astype(np.float64), np.inf) for k in range(a)]
-    vs = [np.where(ok_c[k], vc[k].astype(np.float64), -np.inf) for k in range(a)]
-    os_ = [np.full(n, k, dtype=np.int64) for k in range(a)]
+    row_rank = np.arange(n, dtype=np.int64) if rank is None else np.asarray(rank, np.int64)
+    parts: list[tuple[np.ndarray, ...]] = []
+    regular = np.zeros(n, dtype=bool) if uniform is None or template is None else uniform
+    if template is not None and regular.any():
+        parts, bad = _uniform_increments(bc, vc, regular, template)
+        if bad.size:
+            regular = regular.copy()
+            regular[bad] = False
+    irregular = np.flatnonzero(~regular)
+    if irregular.size:
+        parts.extend(_general_increments(bc, vc, ok_c, irregular))
+    if not parts:
+        parts = [(np.zeros(0, np.int32), np.zeros(0, np.int8), np.zeros(0, np.int64),
+                  np.zeros(0), np.zeros(0), np.zeros(0, np.int8))]
+    row, step, d_bytes, d_value, eff, option = (np.concatenate([p[i] for p in parts])
+                                                for i in range(6))
+    return Increments(row=row, step=step, d_bytes=d_bytes, d_value=d_value, eff=eff,
+                      option=option, row_rank=row_rank, n_rows=n, n_options=a)
+
+
+def _uniform_increments(bc: list[np.ndarray], vc: list[np.ndarray], regular: np.ndarray,
+                        template: tuple[Sequence[float], Sequence[float]]
+                        ) -> tuple[list[tuple[np.ndarray, ...]], np.ndarray]:
+    """Increments of rows sharing the template's hull; also the rows where rounding broke it."""
+    a = len(bc)
+    tb = np.asarray(template[0], dtype=np.float64)
+    tv = np.asarray(template[1], dtype=np.float64)
+    order = np.lexsort((-tv, tb))
+    shape = _hull_rows([np.array([tb[k]]) for k in order], [np.array([tv[k]]) for k in order],
+                       [np.ones(1, dtype=bool)] * a)
+    path = [int(order[k]) for k in range(a) if shape[k][0]]
+    every = bool(regular.all())
+    rows = np.arange(len(regular), dtype=np.int32) if every else \
+        np.flatnonzero(regular).astype(np.int32)
+    parts = []
+    prev_b: np.ndarray | int = 0
+    prev_v: np.ndarray | float = 0.0
+    prev_eff: np.ndarray | float = np.inf
+    bad = np.zeros(rows.size, dtype=bool)
+    for s, k in enumerate(path, start=1):
+        bk = bc[k] if every else bc[k][rows]
+        vk = vc[k] if every else vc[k][rows]
+        db = bk - prev_b
+        dv = vk - prev_v
+        with np.errstate(divide="ignore", invalid="ignore"):
+            eff = dv / db
+        # Whole bytes can break the shape for tiny sizes: such rows take the general path.
+        bad |= ~(eff < prev_eff)
+        bad |= db <= 0
+        parts.append((rows, np.full(rows.size, s, dtype=np.int8), np.asarray(db, np.int64),
+                      dv, eff, np.full(rows.size, k, dtype=np.int8)))
+        prev_b, prev_v, prev_eff = bk, vk, eff
+    if bad.any():
+        keep = ~bad
+        parts = [tuple(x[keep] for x in p) for p in parts]
+    return parts, rows[bad]
+
+
+def _general_increments(bc: list[np.ndarray], vc: list[np.ndarray], ok_c: list[np.ndarray],
+                        rows: np.ndarray) -> list[tuple[np.ndarray, ...]]:
+    """Increments of any rows: sort each row's options, find its hull, walk it."""
+    a = len(bc)
+    bs = [np.where(ok_c[k][rows], bc[k][rows].astype(np.float64), np.inf) for k in range(a)]
+    vs = [np.where(ok_c[k][rows], vc[k][rows].astype(np.float64), -np.inf) for k in range(a)]
+    os_ = [np.full(rows.size, k, dtype=np.int8) for k in range(a)]
     # Sort each row's options by bytes ascending, value descending (a sorting network).
     for i in range(a):
         for j in range(a - 1 - i):
@@ -87,33 +164,34 @@ def hull_increments(b: Columns, v: Columns, valid: Columns,
             if swap.any():
                 for col in (bs, vs, os_):
                     col[x], col[y] = np.where(swap, col[y], col[x]), np.where(swap, col[x], col[y])
-    # Keep the points that add value over every cheaper point (the others are dominated).
-    best = np.zeros(n)
-    live = []
-    for k in range(a):
-        ok = np.isfinite(bs[k]) & (vs[k] > best)
-        best = np.where(ok, vs[k], best)
-        live.append(ok)
-    vertex = _vertices(bs, vs, live)
-    # Increments from each vertex's previous vertex (the origin for the first), column by
-    # column: the increments of one row are not adjacent, their steps say their order.
-    prev_b, prev_v = np.zeros(n), np.zeros(n)
-    count = np.zeros(n, dtype=np.int64)
-    row_rank = np.arange(n, dtype=np.int64) if rank is None else np.asarray(rank, np.int64)
-    parts: list[tuple[np.ndarray, ...]] = []
+    vertex = _hull_rows(bs, vs, [np.isfinite(x) for x in bs])
+    parts = []
+    pb, pv = np.zeros(rows.size), np.zeros(rows.size)
+    count = np.zeros(rows.size, dtype=np.int8)
     for k in range(a):
         idx = np.flatnonzero(vertex[k])
         bk, vk = bs[k][idx], vs[k][idx]
         count[idx] += 1
-        parts.append((idx, count[idx], np.rint(bk - prev_b[idx]).astype(np.int64),
-                      vk - prev_v[idx], os_[k][idx]))
-        prev_b[idx] = bk
-        prev_v[idx] = vk
-    row, step, d_bytes, d_value, option = (np.concatenate([p[i] for p in parts])
-                                           for i in range(5))
-    return Increments(row=row, step=step, d_bytes=d_bytes, d_value=d_value,
-                      eff=d_value / d_bytes, option=option,
-                      key=row_rank[row] * (a + 1) + step, n_rows=n)
+        db = np.rint(bk - pb[idx]).astype(np.int64)
+        dv = vk - pv[idx]
+        parts.append((rows[idx].astype(np.int32), count[idx], db, dv, dv / db, os_[k][idx]))
+        pb[idx] = bk
+        pv[idx] = vk
+    return parts
+
+
+def _hull_rows(bs: list[np.ndarray], vs: list[np.ndarray], exists: list[np.ndarray]
+               ) -> list[np.ndarray]:
+    """Hull vertices of rows whose options are sorted by bytes (then value, descending)."""
+    n = len(bs[0]) if bs else 0
+    # Keep the points that add value over every cheaper point (the others are dominated).
+    best = np.zeros(n)
+    live = []
+    for k in range(len(bs)):
+        ok = exists[k] & (vs[k] > best)
+        best = np.where(ok, vs[k], best)
+        live.append(ok)
+    return _vertices(bs, vs, live)
 
 
 def _vertices(bs: list[np.ndarray], vs: list[np.ndarray], live: list[np.ndarray]
@@ -137,11 +215,37 @@ def _vertices(bs: list[np.ndarray], vs: list[np.ndarray], live: list[np.ndarray]
     return vertex
 
 
-def _critical(eff: np.ndarray, key: np.ndarray, d_bytes: np.ndarray,
-              budget: int) -> tuple[int, int]:
-    """The first increment, in (efficiency desc, key) order, whose bytes exceed the budget."""
-    cand = np.arange(len(eff))
-    acc = 0  # bytes of the increments known to come before every candidate
+def _bracket(inc: Increments, budget: int, total: int) -> tuple[np.ndarray, int] | None:
+    """Candidates around the cut-off, bracketed from a sample, and the bytes before them."""
+    m = len(inc.eff)
+    if m <= 4 * _SAMPLE:
+        return None
+    sample = np.arange(0, m, m // _SAMPLE)
+    se, sb = inc.eff[sample], inc.d_bytes[sample].astype(np.float64)
+    order = np.argsort(-se, kind="stable")
+    cum = np.cumsum(sb[order]) * (total / max(float(sb.sum()), 1.0))
+    j = int(np.searchsorted(cum, budget))
+    margin = _SAMPLE // 64
+    hi = se[order[max(j - margin, 0)]]
+    lo = se[order[min(j + margin, len(order) - 1)]]
+    above = inc.eff > hi
+    s_above = int(inc.d_bytes[above].sum())
+    if s_above > budget:
+        return None
+    near = (inc.eff >= lo) & ~above
+    cand = np.flatnonzero(near)
+    if s_above + int(inc.d_bytes[cand].sum()) <= budget:
+        return None
+    return cand, s_above
+
+
+def _critical(inc: Increments, budget: int, total: int) -> tuple[int, int]:
+    """The first increment, in (efficiency desc, key) order, whose bytes exceed the budget;
+    and the bytes of every increment before it."""
+    eff, d_bytes = inc.eff, inc.d_bytes
+    found = _bracket(inc, budget, total)
+    cand, acc = found if found is not None else (np.arange(len(eff)), 0)
+    # acc: bytes of the increments known to come before every candidate.
     while cand.size > _SORT_BELOW:
         e = eff[cand]
         mid = cand.size // 2
@@ -159,10 +263,20 @@ def _critical(eff: np.ndarray, key: np.ndarray, d_bytes: np.ndarray,
             break
         acc += s_gt + s_eq
         cand = cand[e < pivot]
-    order = cand[np.lexsort((key[cand], -eff[cand]))]
+    order = cand[np.lexsort((inc.key(cand), -eff[cand]))]
     cum = acc + np.cumsum(d_bytes[order])
     k = int(np.searchsorted(cum, budget, side="right"))
     return int(order[k]), int(cum[k] - d_bytes[order[k]])
+
+
+def _before(inc: Increments, index: int, inclusive: bool) -> np.ndarray:
+    """Mask of the increments ordered before `index` (and itself, when inclusive)."""
+    e = inc.eff[index]
+    mask = inc.eff > e
+    ties = np.flatnonzero(inc.eff == e)
+    k, kt = inc.key(index), inc.key(ties)
+    mask[ties[(kt <= k) if inclusive else (kt < k)]] = True
+    return mask
 
 
 def solve(inc: Increments, budget: int | None) -> Choice:
@@ -174,13 +288,13 @@ def solve(inc: Increments, budget: int | None) -> Choice:
         cutoff: float | None = None
         used = total
     else:
-        crit, used = _critical(inc.eff, inc.key, inc.d_bytes, budget)
+        crit, used = _critical(inc, budget, total)
         cutoff = float(inc.eff[crit])
-        taken = (inc.eff > cutoff) | ((inc.eff == cutoff) & (inc.key < inc.key[crit]))
+        taken = _before(inc, crit, inclusive=False)
     option = np.full(inc.n_rows, -1, dtype=np.int64)
     # A row's taken steps are a prefix of its hull: its option is that of its last one.
     for s in range(1, int(inc.step.max(initial=0)) + 1):
-        t = taken & (inc.step == s)
+        t = np.flatnonzero(taken & (inc.step == s))
         option[inc.row[t]] = inc.option[t]
     objective = float(inc.d_value[taken].sum())
     gap = 0.0
@@ -192,6 +306,4 @@ def solve(inc: Increments, budget: int | None) -> Choice:
 
 def budget_to_take(inc: Increments, index: int) -> int:
     """The smallest budget from which increment `index` is taken (all before it, and itself)."""
-    e = inc.eff[index]
-    before = (inc.eff > e) | ((inc.eff == e) & (inc.key <= inc.key[index]))
-    return int(inc.d_bytes[before].sum())
+    return int(inc.d_bytes[_before(inc, index, inclusive=True)].sum())

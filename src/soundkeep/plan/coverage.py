@@ -44,11 +44,11 @@ def coverage(con: duckdb.DuckDBPyConnection, plan_id: int | None = None,
             curve.append([k / n, float(cum[k - 1]) / total])
     by_pop = con.execute(f"""
         SELECT band, tier, count(*), sum(listens_est), sum(est_bytes) FROM (
-            SELECT CASE {" ".join(f"WHEN popularity BETWEEN {lo} AND {hi} THEN '{lo}-{hi}'"
-                                  if lo != hi else f"WHEN popularity = {lo} THEN '{lo}'"
+            SELECT CASE {" ".join(f"WHEN coalesce(popularity, 0) BETWEEN {lo} AND {hi} THEN '{lo}-{hi}'"
+                                  if lo != hi else f"WHEN coalesce(popularity, 0) = {lo} THEN '{lo}'"
                                   for lo, hi in _POP_BANDS)} END AS band, tier,
                    listens_est, est_bytes
-            FROM plan_tracks WHERE plan_id = {pid})
+            FROM plan_tracks p JOIN tracks t USING (track_id) WHERE p.plan_id = {pid})
         GROUP BY ALL""").fetchall()
     bands: dict[str, dict[str, Any]] = {}
     for band, tier, tracks, lsum, bsum in by_pop:

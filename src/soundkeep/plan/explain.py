@@ -44,7 +44,7 @@ def find_tracks(con: duckdb.DuckDBPyConnection, key: str, plan_id: int) -> list[
 
 
 def _offers(con: duckdb.DuckDBPyConnection, rec: PlanRecord
-            ) -> tuple[np.ndarray, knapsack.Increments, np.ndarray]:
+            ) -> tuple[np.ndarray, knapsack.Increments, list[np.ndarray]]:
     """Rebuild the plan's knapsack offers: (eligible ranks, increments, per-row bytes)."""
     ps = rec.settings
     table = read_arrow(con, f"""
@@ -72,22 +72,18 @@ def _offers(con: duckdb.DuckDBPyConnection, rec: PlanRecord
         SELECT d.rank, r.rank FROM plan_tracks d JOIN plan_tracks r
           ON r.plan_id = d.plan_id AND r.track_id = d.duplicate_of
         WHERE d.plan_id = {rec.plan_id} AND d.duplicate_of IS NOT NULL""").fetchall()
-    dup_row = np.full(n, -1, dtype=np.int64)
-    if dup_rank:
-        pairs = np.array(dup_rank, dtype=np.int64)
-        dup_row[pairs[:, 0] - 1] = pairs[:, 1] - 1
-    vlistens = planner.value_listens(listens, dup_row)
+    pairs = np.array(dup_rank, dtype=np.int64).reshape(-1, 2) - 1
+    vlistens = planner.value_listens(listens, pairs[:, 0], pairs[:, 1], np.arange(n))
     rows = np.flatnonzero(planner.eligible_mask(status, ps))
-    b, v, valid = planner.tier_options(ps, duration[rows], held[rows], vlistens[rows])
-    inc = knapsack.hull_increments(b, v, valid, rows + 1)
+    inc, b = planner.offers(ps, duration[rows], held[rows], vlistens[rows], rows + 1)
     return rows, inc, b
 
 
 def _track_facts(con: duckdb.DuckDBPyConnection, track_id: int, plan_id: int
                  ) -> dict[str, Any]:
     row = con.execute("""
-        SELECT p.rank, p.listens_est, p.popularity, p.priority, p.tier, p.status, p.est_bytes,
-               p.phase, p.duplicate_of, p.distributable, p.listens_real, p.sha256,
+        SELECT p.rank, p.listens_est, t.popularity, p.priority, p.tier, p.status, p.est_bytes,
+               p.phase, p.duplicate_of, t.distributable, t.listens IS NOT NULL, p.sha256,
                t.title, t.isrc, t.rights_status,
                (SELECT string_agg(a.name, ', ' ORDER BY x.position) FROM track_artists x
                   JOIN artists a ON a.artist_id = x.artist_id WHERE x.track_id = p.track_id)
@@ -117,7 +113,7 @@ def _tier_name_of_option(ps: PlanSettings, option: int) -> str:
 
 
 def _explain_one(rec: PlanRecord, f: dict[str, Any], rows: np.ndarray,
-                 inc: knapsack.Increments, b: np.ndarray, track_id: int) -> dict[str, Any]:
+                 inc: knapsack.Increments, b: list[np.ndarray], track_id: int) -> dict[str, Any]:
     ps = rec.settings
     s = rec.summary
     total = float(s.get("listens_total") or 0.0)

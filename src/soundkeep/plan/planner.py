@@ -72,6 +72,19 @@ def tier_options(ps: PlanSettings, duration_ms: np.ndarray, held_bytes: np.ndarr
     return b, v, valid
 
 
+def offers(ps: PlanSettings, duration_ms: np.ndarray, held_bytes: np.ndarray,
+           value_listens: np.ndarray, rank: np.ndarray
+           ) -> tuple[knapsack.Increments, list[np.ndarray]]:
+    """The knapsack offers of these tracks (and each tier's bytes, one column per tier)."""
+    b, v, valid = tier_options(ps, duration_ms, held_bytes, value_listens)
+    tiers = audio_tiers(ps)
+    # Without a held file every tier costs duration x bitrate: all share one hull shape.
+    template = ([float(t.bitrate_kbps or 0.0) for t in tiers], [t.weight for t in tiers])
+    inc = knapsack.hull_increments(b, v, valid, rank, uniform=(held_bytes <= 0)
+                                   & (duration_ms > 0), template=template)
+    return inc, b
+
+
 @dataclass
 class Computed:
     """A plan's per-track arrays (query order; `order` lists rows in rank order) and summary."""
@@ -80,8 +93,8 @@ class Computed:
     listens: np.ndarray       # float64 listens (real or estimated)
     order: np.ndarray         # int64 row indices in rank order
     rank: np.ndarray          # int64 1 = most important
-    tier: np.ndarray          # int64 index into ps.tiers
-    status: np.ndarray        # int64 index into statuses(ps)
+    tier: np.ndarray          # int8 index into ps.tiers
+    status: np.ndarray        # int8 index into statuses(ps)
     est_bytes: np.ndarray     # int64
     phase: np.ndarray         # int64, 0 = not distributed
     duplicate_of: np.ndarray  # int64 track_id, or -1
@@ -97,16 +110,15 @@ def eligible_mask(status: np.ndarray, ps: PlanSettings) -> np.ndarray:
     return out
 
 
-def value_listens(listens: np.ndarray, duplicate_row: np.ndarray,
-                  order: np.ndarray | None = None) -> np.ndarray:
+def value_listens(listens: np.ndarray, dup_rows: np.ndarray, rep_rows: np.ndarray,
+                  rank: np.ndarray) -> np.ndarray:
     """Listens a track's file preserves: its own plus those of the duplicates it stands for.
 
-    Duplicates are added in rank order (`order`; default: the arrays are in rank order), so
-    the sums, and the plan, are the same to the last bit whatever order rows were read in.
+    Duplicates are added in rank order, so the sums, and the plan, are the same to the last
+    bit whatever order the rows were read in.
     """
-    ranked = np.arange(len(listens)) if order is None else order
-    dups = ranked[duplicate_row[ranked] >= 0]
-    return listens + np.bincount(duplicate_row[dups], weights=listens[dups],
+    by_rank = np.argsort(rank[dup_rows], kind="stable")
+    return listens + np.bincount(rep_rows[by_rank], weights=listens[dup_rows[by_rank]],
                                  minlength=len(listens))
 
 
@@ -123,28 +135,30 @@ def compute(inp: Inputs, ps: PlanSettings, con: duckdb.DuckDBPyConnection) -> Co
 
     held = inp.held_bytes > 0
     usable = held | (inp.duration_ms > 0)
-    rep = representatives(con, inp.dupkey, inp.has_dupkey, usable, rank)
-    dup = ((rep >= 0) & (rep != np.arange(n)) & usable
-           & (inp.popularity <= ps.isrc_dedupe_max_popularity))
+    shared, rep = representatives(con, inp.dupkey, inp.has_dupkey, usable, rank)
+    is_dup = ((rep != shared) & usable[shared]
+              & (inp.popularity[shared] <= ps.isrc_dedupe_max_popularity))
+    dup_rows, rep_rows = shared[is_dup], rep[is_dup]
+    dup = np.zeros(n, dtype=bool)
+    dup[dup_rows] = True
     low = ((inp.popularity <= 0) & ~inp.has_listens & ~held
            & (inp.secondary < ps.min_secondary_priority))
-    status = np.full(n, code[METADATA_ONLY], dtype=np.int64)
+    status = np.full(n, code[METADATA_ONLY], dtype=np.int8)
     status[low] = code[SKIPPED_LOW]
-    status[dup] = code[SKIPPED_DUPLICATE]
+    status[dup_rows] = code[SKIPPED_DUPLICATE]
     status[~usable] = code[ERROR_ZERO_DURATION]
     eligible = usable & ~dup & ~low
-    dup_row = np.where(dup, rep, -1)
-    vlistens = value_listens(listens, dup_row, order)
+    vlistens = value_listens(listens, dup_rows, rep_rows, rank)
 
     rows = np.flatnonzero(eligible)
-    b, v, valid = tier_options(ps, inp.duration_ms[rows], inp.held_bytes[rows], vlistens[rows])
-    inc = knapsack.hull_increments(b, v, valid, rank[rows])
+    inc, b = offers(ps, inp.duration_ms[rows], inp.held_bytes[rows], vlistens[rows],
+                    rank[rows])
     choice = knapsack.solve(inc, ps.budget_bytes)
 
     tiers = list(ps.tiers)
     audio = audio_tiers(ps)
     audio_index = np.array([tiers.index(t) for t in audio], dtype=np.int64)
-    tier = np.full(n, tiers.index(ps.empty_tier), dtype=np.int64)
+    tier = np.full(n, tiers.index(ps.empty_tier), dtype=np.int8)
     est_bytes = np.zeros(n, dtype=np.int64)
     chosen = np.flatnonzero(choice.option >= 0)
     kept_rows = rows[chosen]
@@ -159,7 +173,7 @@ def compute(inp: Inputs, ps: PlanSettings, con: duckdb.DuckDBPyConnection) -> Co
 
     has_audio = np.zeros(n, dtype=bool)
     has_audio[kept_rows] = True
-    planned_code = np.array([code[t.status] for t in audio], dtype=np.int64)
+    planned_code = np.array([code[t.status] for t in audio], dtype=np.int8)
     status[kept_rows] = planned_code[opt]
     status[has_audio & ~inp.distributable] = code[DARK]
     missing = has_audio & ~held if inp.holdings else np.zeros(n, dtype=bool)
@@ -168,11 +182,13 @@ def compute(inp: Inputs, ps: PlanSettings, con: duckdb.DuckDBPyConnection) -> Co
     phased = order[in_phase[order]]           # distributed rows, in rank order
     phase = np.zeros(n, dtype=np.int64)
     phase[phased] = assign_phases(est_bytes[phased], ps.bundle_bytes)
-    duplicate_of = np.where(dup, inp.track_id[np.maximum(dup_row, 0)], -1)
+    duplicate_of = np.full(n, -1, dtype=np.int64)
+    duplicate_of[dup_rows] = inp.track_id[rep_rows]
 
     comp = Computed(inputs=inp, listens=listens, order=order, rank=rank, tier=tier,
                     status=status, est_bytes=est_bytes, phase=phase, duplicate_of=duplicate_of)
-    kept_rec = has_audio | (dup & has_audio[np.maximum(dup_row, 0)])
+    kept_rec = has_audio.copy()
+    kept_rec[dup_rows] = has_audio[rep_rows]
     comp.summary = _summary(comp, ps, choice, value, has_audio, kept_rec, phased)
     return comp
 
@@ -247,16 +263,12 @@ def _plan_table(c: Computed, ps: PlanSettings, plan_id: int) -> pa.Table:
         "track_id": pa.array(inp.track_id),
         "rank": pa.array(c.rank),
         "listens_est": pa.array(c.listens),
-        "listens_real": pa.array(inp.has_listens),
-        "popularity": pa.array(inp.popularity.astype(np.int16)),
         "priority": pa.array(inp.secondary),
-        "tier": pa.DictionaryArray.from_arrays(pa.array(c.tier.astype(np.int32)), tier_names),
-        "status": pa.DictionaryArray.from_arrays(pa.array(c.status.astype(np.int32)),
-                                                 pa.array(names)),
+        "tier": pa.DictionaryArray.from_arrays(pa.array(c.tier), tier_names),
+        "status": pa.DictionaryArray.from_arrays(pa.array(c.status), pa.array(names)),
         "est_bytes": pa.array(c.est_bytes),
         "phase": pa.array(c.phase.astype(np.int32), mask=c.phase == 0),
         "duplicate_of": pa.array(c.duplicate_of, mask=c.duplicate_of == -1),
-        "distributable": pa.array(inp.distributable),
         "duration_ms": pa.array(inp.duration_ms.astype(np.int32)),
         "held_bytes": pa.array(inp.held_bytes, mask=inp.held_bytes == 0),
         "sha256": inp.sha256,

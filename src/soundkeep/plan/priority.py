@@ -70,9 +70,6 @@ held AS (
         FROM audio_links l JOIN audio_files f ON f.sha256 = l.sha256
         WHERE l.track_id IS NOT NULL AND f.size > 0
     ) WHERE pick = 1
-),
-shared AS (
-    SELECT isrc FROM tracks WHERE isrc IS NOT NULL GROUP BY isrc HAVING count(*) > 1
 )
 SELECT t.track_id,
        coalesce(t.popularity, 0)::SMALLINT AS popularity,
@@ -82,7 +79,7 @@ SELECT t.track_id,
        coalesce(h.size, 0)::BIGINT AS held_bytes,
        h.sha256,
        {sec} AS secondary,
-       CASE WHEN t.isrc IN (SELECT isrc FROM shared) THEN hash(t.isrc) END AS dupkey,
+       CASE WHEN t.isrc IS NOT NULL THEN hash(t.isrc) END AS isrc_hash,
        hash(t.track_id, t.popularity, t.listens, t.isrc, t.distributable, t.duration_ms,
             h.size, h.duration_ms, h.sha256, {sec}) AS h
 FROM tracks t
@@ -108,12 +105,33 @@ def _np(table: pa.Table, name: str, dtype: type, fill: object = 0) -> np.ndarray
     return np.asarray(col.to_numpy(), dtype=dtype)
 
 
+def shared_keys(keys: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The keys (64-bit ISRC hashes) that occur on more than one row, and where they do.
+
+    One sort of the keys and a binary search per row: far cheaper than grouping the ISRC
+    strings (a 64-bit collision between two of 256 M ISRCs has a chance of about 1 in 500).
+    """
+    rows = np.flatnonzero(present)
+    if rows.size == 0:
+        return np.zeros(len(keys), dtype=np.uint64), np.zeros(len(keys), dtype=bool)
+    k = keys[rows]
+    s = np.sort(k)
+    repeated = np.unique(s[1:][s[1:] == s[:-1]])
+    shared = np.zeros(len(keys), dtype=bool)
+    if repeated.size:
+        pos = np.minimum(np.searchsorted(repeated, k), repeated.size - 1)
+        shared[rows[repeated[pos] == k]] = True
+    return np.where(shared, keys, np.uint64(0)), shared
+
+
 def load_inputs(con: duckdb.DuckDBPyConnection, ps: PlanSettings) -> Inputs:
     """Run the input query and return every track's inputs as arrays."""
     table = read_arrow(con, _query(ps))
     listens_col = table.column("listens")
     has_listens = np.asarray(listens_col.is_valid().to_numpy(), dtype=bool)
-    dupkey_col = table.column("dupkey")
+    isrc_col = table.column("isrc_hash")
+    has_isrc = np.asarray(isrc_col.is_valid().to_numpy(), dtype=bool)
+    dupkey, has_dupkey = shared_keys(_np(table, "isrc_hash", np.uint64), has_isrc)
     hashes = _np(table, "h", np.uint64)
     holdings = con.execute("SELECT count(*) > 0 FROM audio_files").fetchall()[0][0]
     n = table.num_rows
@@ -127,8 +145,8 @@ def load_inputs(con: duckdb.DuckDBPyConnection, ps: PlanSettings) -> Inputs:
         held_bytes=_np(table, "held_bytes", np.int64),
         sha256=table.column("sha256").combine_chunks(),
         distributable=_np(table, "distributable", np.bool_, False),
-        dupkey=_np(table, "dupkey", np.uint64),
-        has_dupkey=np.asarray(dupkey_col.is_valid().to_numpy(), dtype=bool),
+        dupkey=dupkey,
+        has_dupkey=has_dupkey,
         # Order-independent: a wrapping sum of row hashes, with the row count.
         fingerprint=f"{n}:{int(hashes.sum(dtype=np.uint64)):016x}",
         holdings=bool(holdings),
@@ -140,8 +158,8 @@ def rank_order(con: duckdb.DuckDBPyConnection, popularity: np.ndarray, listens: 
     """Row indices in rank order: popularity, listens, secondary priority desc; track_id asc."""
     n = len(track_id)
     keys = pa.table({
-        "i": pa.array(np.arange(n, dtype=np.int64)),
-        "p": pa.array(popularity.astype(np.int16)),
+        "i": pa.array(np.arange(n, dtype=np.int32)),
+        "p": pa.array(np.clip(popularity, -128, 127).astype(np.int8)),
         "l": pa.array(listens),
         "s": pa.array(secondary),
         "t": pa.array(track_id),
@@ -160,15 +178,16 @@ def rank_order(con: duckdb.DuckDBPyConnection, popularity: np.ndarray, listens: 
 
 
 def representatives(con: duckdb.DuckDBPyConnection, dupkey: np.ndarray,
-                    has_dupkey: np.ndarray, usable: np.ndarray, rank: np.ndarray) -> np.ndarray:
-    """Per row, the row that keeps the audio of its ISRC (first usable in rank order); -1 none."""
-    n = len(rank)
-    rep = np.full(n, -1, dtype=np.int64)
+                    has_dupkey: np.ndarray, usable: np.ndarray, rank: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Rows sharing an ISRC, and for each the row that keeps its audio (first usable in rank
+    order; itself for that row)."""
     rows = np.flatnonzero(has_dupkey)
     if rows.size == 0:
-        return rep
+        return rows, rows
+    n = len(rank)
     keys = pa.table({
-        "i": pa.array(rows),
+        "i": pa.array(rows.astype(np.int32)),
         "k": pa.array(dupkey[rows]),
         # Usable rows first, then rank.
         "o": pa.array(np.where(usable[rows], rank[rows], rank[rows] + n)),
@@ -182,5 +201,5 @@ def representatives(con: duckdb.DuckDBPyConnection, dupkey: np.ndarray,
         cur.unregister("_plan_isrc")
     finally:
         cur.close()
-    rep[np.asarray(out.column("i").to_numpy())] = np.asarray(out.column("r").to_numpy())
-    return rep
+    return (np.asarray(out.column("i").to_numpy(), dtype=np.int64),
+            np.asarray(out.column("r").to_numpy(), dtype=np.int64))

@@ -19,15 +19,12 @@ CREATE TABLE plan_tracks (
     track_id BIGINT NOT NULL,
     rank BIGINT,                      -- 1 = most important
     listens_est DOUBLE,               -- real listens when the catalog has them, else estimated
-    listens_real BOOLEAN,             -- whether listens_est is the catalog's own count
-    popularity SMALLINT,
     priority DOUBLE,                  -- the secondary priority (orders popularity 0, breaks ties)
     tier VARCHAR NOT NULL,            -- original | reencode | metadata_only (or a configured tier)
     status VARCHAR NOT NULL,          -- planned_original, planned_reencode, dark, missing_audio..
     est_bytes BIGINT,                 -- bytes of the kept audio at this tier (0 without audio)
     phase INTEGER,                    -- release phase; NULL when not distributed
     duplicate_of BIGINT,              -- for skipped_duplicate_isrc: the track that keeps the audio
-    distributable BOOLEAN,            -- the rights policy's verdict when the plan was made
     duration_ms INTEGER,              -- the held file's duration when one is held
     held_bytes BIGINT,                -- size of the held file (NULL when none)
     sha256 VARCHAR                    -- the held file chosen for this track (NULL when none)

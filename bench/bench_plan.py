@@ -1,0 +1,171 @@
+"""Benchmark `soundkeep plan` on synthetic catalogs of the reference shape; prints JSON.
+
+For each size: a catalog from soundkeep.catalog.synth, ingested into an archive (prepared once
+and kept in --workdir), then one plan with the reference budget scaled to the catalog size
+(300 TB for 256,039,007 tracks). Each size runs in its own process so its peak memory is its
+own. Baselines in the same run:
+  - the issue's targets: 10 M tracks in 10 s (scaled linearly to each size), 256 M in 300 s
+    and under 16 GB; `ratio_to_target` < 1 meets the target;
+  - the textbook greedy (a full sort of every hull increment) against the weighted selection
+    the planner uses, on the same increments: `selection_speedup`.
+
+    python bench/bench_plan.py                       # 1 M and 10 M
+    python bench/bench_plan.py --sizes 1000000       # one size
+    python bench/bench_plan.py --with-100m           # also 100 M (needs ~40 GB of disk)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REF_TRACKS = 256_039_007
+REF_BUDGET = 300e12
+TARGET_10M_S = 10.0
+TARGET_256M_S = 300.0
+TARGET_256M_RSS_GB = 16.0
+
+
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def prepare(root: Path, n: int) -> None:
+    """A catalog of n tracks (synth + ingest), once; later runs reuse it."""
+    done = root / ".bench-ready"
+    if done.exists():
+        return
+    from soundkeep import archive
+    from soundkeep.catalog import synth
+
+    src = root.parent / f"synth-{n}"
+    synth.write_catalog(src, n, seed=0)
+    archive.init(root).close()
+    subprocess.run([sys.executable, "-c", "from soundkeep.cli import main; main()", "ingest",
+                    "-a", str(root), str(src), "--json"], check=True, stdout=subprocess.DEVNULL)
+    done.write_text("ok")
+
+
+def run_one(root: Path, n: int) -> dict[str, object]:
+    """Plan the prepared archive once (and again, unchanged); time, CPU, memory, figures."""
+    import numpy as np
+
+    from soundkeep import archive
+    from soundkeep.plan import budget as knapsack
+    from soundkeep.plan.config import load_plan_settings
+    from soundkeep.plan.planner import make_plan
+
+    budget = round(REF_BUDGET * n / REF_TRACKS)
+    with archive.open_archive(root) as arch:
+        con = arch.con
+        con.execute("DELETE FROM plan_tracks")
+        con.execute("DELETE FROM plans")
+        con.execute("CHECKPOINT")
+        ps = load_plan_settings(arch.settings, budget=str(budget))
+        steps: list[tuple[str, float]] = []
+        t0, c0 = time.perf_counter(), _cpu()
+        result = make_plan(con, ps, step=lambda m: steps.append((m, time.perf_counter())))
+        wall, cpu = time.perf_counter() - t0, _cpu() - c0
+        peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        marks = [*steps, ("done", t0 + wall)]
+        phases = {a[0]: round(b[1] - a[1], 3) for a, b in zip(marks, marks[1:], strict=False)}
+        t1 = time.perf_counter()
+        again = make_plan(con, ps)
+        unchanged_s = time.perf_counter() - t1
+
+    # The knapsack selection against the textbook full sort, on increments of this size.
+    rng = np.random.default_rng(0)
+    m = min(n, 10_000_000)
+    dur = rng.integers(60_000, 400_000, m)
+    listens = 10 ** rng.normal(1.5, 1.5, m)
+    inc = knapsack.hull_increments([dur * 20, dur * 75 // 8], [listens, 0.92 * listens],
+                                   [np.ones(m, dtype=bool)] * 2)
+    cap = int(inc.d_bytes.sum() * 0.3)
+    t2 = time.perf_counter()
+    knapsack.solve(inc, cap)
+    select_s = time.perf_counter() - t2
+    t3 = time.perf_counter()
+    order = np.lexsort((inc.key(np.arange(len(inc.eff))), -inc.eff))
+    cum = np.cumsum(inc.d_bytes[order])
+    int(np.searchsorted(cum, cap, side="right"))
+    sort_s = time.perf_counter() - t3
+
+    s = result.summary
+    target = TARGET_10M_S * n / 10_000_000
+    return {
+        "tracks": n,
+        "plan_s": round(wall, 3),
+        "plan_cpu_s": round(cpu, 3),
+        "steps_s": phases,
+        "peak_rss_gb": round(peak_gb, 3),
+        "target_s": target,
+        "ratio_to_target": round(wall / target, 3),
+        "unchanged_replan_s": round(unchanged_s, 3),
+        "reused": again.reused,
+        "selection_s": round(select_s, 3),
+        "full_sort_s": round(sort_s, 3),
+        "selection_speedup": round(sort_s / select_s, 2) if select_s > 0 else None,
+        "budget_bytes": budget,
+        "tracks_kept_share": round(s["tracks_kept_share"], 4),
+        "listens_kept_share": round(s["listens_kept_share"], 5),
+        "by_tier": {k: v["tracks"] for k, v in s["by_tier"].items()},
+        "phases": len(s["phases"]),
+    }
+
+
+def main() -> None:
+    """Run every size in its own process and print the figures with the extrapolation."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="1000000,10000000")
+    ap.add_argument("--with-100m", action="store_true", help="also 100,000,000 tracks")
+    ap.add_argument("--workdir", type=Path, default=None,
+                    help="where catalogs are kept between runs (default: a temporary dir)")
+    ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-plan-"))
+    if args.one:
+        root = work / f"archive-{args.one}"
+        if args.prepare:
+            prepare(root, args.one)
+        else:
+            print(json.dumps(run_one(root, args.one)))
+        return
+    sizes = [int(x) for x in args.sizes.split(",") if x]
+    if args.with_100m:
+        sizes.append(100_000_000)
+    runs = []
+    me = [sys.executable, os.path.abspath(__file__), "--workdir", str(work)]
+    for n in sizes:
+        subprocess.run([*me, "--one", str(n), "--prepare"], check=True)
+        out = subprocess.run([*me, "--one", str(n)], check=True, capture_output=True, text=True)
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(json.dumps(runs[-1]), file=sys.stderr)
+    report: dict[str, object] = {"runs": runs}
+    if len(runs) >= 2:
+        a, b = runs[-2], runs[-1]
+        k_t = math.log(b["plan_s"] / a["plan_s"]) / math.log(b["tracks"] / a["tracks"])
+        k_m = math.log(b["peak_rss_gb"] / a["peak_rss_gb"]) / math.log(b["tracks"] / a["tracks"])
+        est_s = b["plan_s"] * (REF_TRACKS / b["tracks"]) ** max(k_t, 1.0)
+        est_gb = b["peak_rss_gb"] * (REF_TRACKS / b["tracks"]) ** max(k_m, 1.0)
+        report["extrapolation_256m"] = {
+            "time_exponent": round(k_t, 3), "memory_exponent": round(k_m, 3),
+            "plan_s": round(est_s, 1), "ratio_to_target_s": round(est_s / TARGET_256M_S, 3),
+            "peak_rss_gb": round(est_gb, 2),
+            "ratio_to_target_rss": round(est_gb / TARGET_256M_RSS_GB, 3),
+            "note": "scaled from the largest size with the measured exponent (at least linear)",
+        }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
