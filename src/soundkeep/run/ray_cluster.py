@@ -9,6 +9,7 @@ must be on storage every node mounts at the same path.
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -28,6 +29,20 @@ def _import_ray() -> Any:
         raise ConfigError("Ray is not installed", field="--ray",
                           expected="pip install 'soundkeep[ray]', or run without --ray") from None
     return ray
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Refuse an address nothing answers at: Ray itself would retry for minutes."""
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError("not a Ray address", field="--ray", value=address,
+                          expected="'auto', HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConfigError(f"cannot reach the Ray cluster: {exc}", field="--ray", value=address,
+                          expected="the address of a running Ray head node") from None
 
 
 def _run(fn: Callable[[Any], Any], item: Any) -> Any:
@@ -54,6 +69,7 @@ class RayExecutor:
                          include_dashboard=False, **common)
                 self._started = True
             else:
+                _check_reachable(address)
                 ray.init(address=address, **common)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise ConfigError(f"cannot reach the Ray cluster: {exc}".splitlines()[0],
