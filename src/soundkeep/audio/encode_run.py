@@ -360,19 +360,33 @@ def run_encode(arch: Archive, workers: int | None = None, ray: str | None = None
     specs = tier_specs(arch, _plan_tiers(arch, plan_id))
     summary = select_jobs(arch, plan_id, specs, limit, retry_failed)
     clean_tmp(arch.root)
-    con = arch.con
-    run_id = int(db.scalar(con, "SELECT coalesce(max(run_id), 0) + 1 FROM encode_runs"))
-    summary.run_id = run_id
-    if on_start:
-        on_start(summary)
-    if summary.todo == 0:
+    if summary.todo == 0:  # nothing to do: no run is recorded, nothing changes
         summary.executor = "none"
+        if on_start:
+            on_start(summary)
         return summary
     own = executor is None
     ex = executor or make_executor(workers, ray)
+    try:
+        _drive(arch, ex, plan_id, specs, summary, on_start, on_result)
+    finally:
+        if own:
+            ex.close()
+    _remove_empty_tmp(arch.root)
+    return summary
+
+
+def _drive(arch: Archive, ex: Executor, plan_id: int, specs: dict[str, TierSpec],
+           summary: Summary, on_start: ProgressFn | None, on_result: ProgressFn | None) -> None:
+    """Run the jobs of encode_todo on an executor, journaling results as they come."""
     summary.executor, summary.workers = ex.name, ex.workers
+    con = arch.con
+    run_id = int(db.scalar(con, "SELECT coalesce(max(run_id), 0) + 1 FROM encode_runs"))
+    summary.run_id = run_id
     con.execute("INSERT INTO encode_runs VALUES (?, ?, NULL, ?, ?, NULL)",
                 [run_id, db.now(), plan_id, ex.name])
+    if on_start:
+        on_start(summary)
     started = time.perf_counter()
     pending: list[EncodeResult] = []
     last_flush = time.monotonic()
@@ -396,13 +410,9 @@ def run_encode(arch: Archive, workers: int | None = None, ray: str | None = None
     finally:
         # Whatever finished is kept, also when the run is interrupted.
         _journal(arch, pending, run_id)
-        if own:
-            ex.close()
     summary.seconds = time.perf_counter() - started
     con.execute("UPDATE encode_runs SET finished_at = ?, summary_json = ? WHERE run_id = ?",
                 [db.now(), json.dumps(summary.as_dict(), sort_keys=True), run_id])
-    _remove_empty_tmp(arch.root)
-    return summary
 
 
 def _remove_empty_tmp(root: Path) -> None:

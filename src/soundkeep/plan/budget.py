@@ -105,8 +105,11 @@ def hull_increments(b: Columns, v: Columns, valid: Columns,
     if not parts:
         parts = [(np.zeros(0, np.int32), np.zeros(0, np.int8), np.zeros(0, np.int64),
                   np.zeros(0), np.zeros(0), np.zeros(0, np.int8))]
-    row, step, d_bytes, d_value, eff, option = (np.concatenate([p[i] for p in parts])
-                                                for i in range(6))
+    if len(parts) == 1:
+        row, step, d_bytes, d_value, eff, option = parts[0]
+    else:
+        row, step, d_bytes, d_value, eff, option = (np.concatenate([p[i] for p in parts])
+                                                    for i in range(6))
     return Increments(row=row, step=step, d_bytes=d_bytes, d_value=d_value, eff=eff,
                       option=option, row_rank=row_rank, n_rows=n, n_options=a)
 
@@ -125,28 +128,38 @@ def _uniform_increments(bc: list[np.ndarray], vc: list[np.ndarray], regular: np.
     every = bool(regular.all())
     rows = np.arange(len(regular), dtype=np.int32) if every else \
         np.flatnonzero(regular).astype(np.int32)
-    parts = []
+    r, m = rows.size, rows.size * len(path)
+    # One array per field for every step, written in place (these are most increments).
+    row = np.empty(m, dtype=np.int32)
+    step = np.empty(m, dtype=np.int8)
+    option = np.empty(m, dtype=np.int8)
+    d_bytes = np.empty(m, dtype=np.int64)
+    d_value = np.empty(m)
+    eff = np.empty(m)
+    bad = np.zeros(r, dtype=bool)
     prev_b: np.ndarray | int = 0
     prev_v: np.ndarray | float = 0.0
-    prev_eff: np.ndarray | float = np.inf
-    bad = np.zeros(rows.size, dtype=bool)
-    for s, k in enumerate(path, start=1):
+    for s, k in enumerate(path):
+        part = slice(s * r, (s + 1) * r)
         bk = bc[k] if every else bc[k][rows]
         vk = vc[k] if every else vc[k][rows]
-        db = bk - prev_b
-        dv = vk - prev_v
+        row[part] = rows
+        step[part] = s + 1
+        option[part] = k
+        np.subtract(bk, prev_b, out=d_bytes[part])
+        np.subtract(vk, prev_v, out=d_value[part])
         with np.errstate(divide="ignore", invalid="ignore"):
-            eff = dv / db
+            np.divide(d_value[part], d_bytes[part], out=eff[part])
         # Whole bytes can break the shape for tiny sizes: such rows take the general path.
-        bad |= ~(eff < prev_eff)
-        bad |= db <= 0
-        parts.append((rows, np.full(rows.size, s, dtype=np.int8), np.asarray(db, np.int64),
-                      dv, eff, np.full(rows.size, k, dtype=np.int8)))
-        prev_b, prev_v, prev_eff = bk, vk, eff
+        bad |= d_bytes[part] <= 0
+        if s:
+            bad |= ~(eff[part] < eff[(s - 1) * r: s * r])
+        prev_b, prev_v = bk, vk
+    fields = (row, step, d_bytes, d_value, eff, option)
     if bad.any():
-        keep = ~bad
-        parts = [tuple(x[keep] for x in p) for p in parts]
-    return parts, rows[bad]
+        keep = np.tile(~bad, len(path))
+        fields = tuple(x[keep] for x in fields)  # type: ignore[assignment]
+    return [fields], rows[bad]
 
 
 def _general_increments(bc: list[np.ndarray], vc: list[np.ndarray], ok_c: list[np.ndarray],

@@ -25,7 +25,11 @@ def listens_at(popularity: np.ndarray, model: ListenModel) -> np.ndarray:
 def estimate_listens(popularity: np.ndarray, secondary: np.ndarray, model: ListenModel,
                      secondary_max: float) -> np.ndarray:
     """Estimated listens per track from popularity, and for popularity 0 the secondary priority."""
-    pop = np.clip(np.asarray(popularity), 0, 100).astype(np.intp)
+    pop = np.asarray(popularity)
+    if not np.issubdtype(pop.dtype, np.integer):
+        pop = np.rint(pop).astype(np.int64)
+    if pop.size and (pop.min() < 0 or pop.max() > 100):
+        pop = np.clip(pop, 0, 100)
     # Popularity is an integer 0..100: look the model up in a table of 101 values.
     table = listens_at(np.maximum(np.arange(101), 1), model)
     out = table[pop]
@@ -42,4 +46,6 @@ def listens_per_track(real: np.ndarray, has_real: np.ndarray, popularity: np.nda
                       secondary_max: float) -> np.ndarray:
     """Real listens where present (has_real), the popularity estimate elsewhere."""
     est = estimate_listens(popularity, secondary, model, secondary_max)
-    return np.where(has_real, np.asarray(real, dtype=np.float64), est)
+    if has_real.any():
+        np.copyto(est, np.asarray(real, dtype=np.float64), where=has_real)
+    return est

@@ -56,13 +56,17 @@ def tier_options(ps: PlanSettings, duration_ms: np.ndarray, held_bytes: np.ndarr
     an encoded tier costs duration x its bitrate. Value = tier weight x listens.
     """
     held = held_bytes > 0
+    any_held = bool(held.any())
     has_duration = duration_ms > 0
     value = value_listens + LISTEN_EPSILON
+    seconds = duration_ms.astype(np.float64)
+    scratch = np.empty_like(seconds)
     b, v, valid = [], [], []
     for t in audio_tiers(ps):
-        rate = float(t.bitrate_kbps or 0.0)
-        by_duration = np.maximum(np.rint(duration_ms * (rate / 8.0)).astype(np.int64), 1)
-        if t.codec == "original":
+        np.multiply(seconds, float(t.bitrate_kbps or 0.0) / 8.0, out=scratch)
+        by_duration = np.rint(scratch, out=scratch).astype(np.int64)
+        np.maximum(by_duration, 1, out=by_duration)
+        if t.codec == "original" and any_held:
             b.append(np.where(held, held_bytes, by_duration))
             valid.append(held | has_duration)
         else:

@@ -27,7 +27,7 @@ class Inputs:
     """Planning inputs as numpy arrays, one entry per track (query order)."""
 
     track_id: np.ndarray       # int64
-    popularity: np.ndarray     # int64 (NULL -> 0)
+    popularity: np.ndarray     # int16 (NULL -> 0)
     listens: np.ndarray        # float64 real listens (NaN when absent)
     has_listens: np.ndarray    # bool
     secondary: np.ndarray      # float64 secondary priority
@@ -137,7 +137,7 @@ def load_inputs(con: duckdb.DuckDBPyConnection, ps: PlanSettings) -> Inputs:
     n = table.num_rows
     return Inputs(
         track_id=_np(table, "track_id", np.int64),
-        popularity=_np(table, "popularity", np.int64),
+        popularity=_np(table, "popularity", np.int16),
         listens=_np(table, "listens", np.float64, float("nan")),
         has_listens=has_listens,
         secondary=_np(table, "secondary", np.float64),
