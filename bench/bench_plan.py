@@ -17,6 +17,7 @@ own. Baselines in the same run:
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -77,7 +78,7 @@ def run_one(root: Path, n: int) -> dict[str, object]:
         wall, cpu = time.perf_counter() - t0, _cpu() - c0
         peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         marks = [*steps, ("done", t0 + wall)]
-        phases = {a[0]: round(b[1] - a[1], 3) for a, b in zip(marks, marks[1:], strict=False)}
+        phases = {a[0]: round(b[1] - a[1], 3) for a, b in itertools.pairwise(marks)}
         t1 = time.perf_counter()
         again = make_plan(con, ps)
         unchanged_s = time.perf_counter() - t1

@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from encfix import Track, decode, run_cli, sha256, store_listing
 
 from soundkeep import archive
@@ -140,3 +141,34 @@ def test_user_errors_are_one_line(tmp_path: Path, make_archive: Callable[..., ar
     assert "Traceback" not in proc.stderr
     proc = run_cli(["encode", "-a", str(tmp_path / "empty"), "--workers", "0"], check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+class DyingExecutor:
+    """Every task loses its worker (as when the workers cannot start at all)."""
+
+    name, workers = "dying:1", 1
+
+    def map_unordered(self, fn, items, lost):  # type: ignore[no-untyped-def]
+        for item in items:
+            yield lost(item, "worker_crashed: the task killed its worker 3 times")
+
+    def close(self) -> None:
+        pass
+
+
+def test_workers_that_keep_dying_stop_the_run_and_are_retried_later(
+        make_archive: Callable[..., archive.Archive], tmp_path: Path) -> None:
+    from encfix import tone_file
+
+    from soundkeep.audio.encode_run import WorkerError, run_encode
+
+    tracks = [Track(i, f"T{i}", "reencode", tone_file(tmp_path / f"{i}.flac", seconds=0.2,
+                                                      freq=200.0 + 50 * i))
+              for i in range(1, 10)]
+    arch = make_archive(tracks)
+    with pytest.raises(WorkerError, match="in a row lost their worker"):
+        run_encode(arch, executor=DyingExecutor())  # type: ignore[arg-type]
+    # The lost tasks were journaled, but a dead worker says nothing about the file: not final.
+    assert arch.con.execute("SELECT count(*) FROM encode_journal").fetchone() == (6,)
+    summary = run_encode(arch, workers=1)
+    assert summary.encoded == 9 and summary.skipped == 0

@@ -38,3 +38,11 @@ def test_pool_returns_every_result_and_survives_crashes() -> None:
 def test_bad_worker_counts_are_refused() -> None:
     with pytest.raises(ConfigError, match="at least one worker"):
         make_executor(0)
+
+
+def test_unreachable_ray_address_is_a_config_error() -> None:
+    pytest.importorskip("ray")
+    with pytest.raises(ConfigError, match="cannot reach the Ray cluster"):
+        make_executor(2, "127.0.0.1:1")
+    with pytest.raises(ConfigError, match="not a Ray address"):
+        make_executor(2, "no-port-here")

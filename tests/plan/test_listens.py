@@ -43,6 +43,10 @@ def test_reference_shape(model) -> None:  # type: ignore[no-untyped-def]
     band = (pop >= 50) & (pop <= 80)
     assert listens[band].sum() > listens[pop > 80].sum()
     assert listens[band].sum() > listens[pop < 50].sum()
+    # The top 3 tracks outstream the bottom 20-100 M of a 256 M catalog combined.
+    bottom = np.sort(listens)[: int(len(listens) * 100 / 256)]
+    top3 = listens_at(np.array([100, 98, 98]), model).sum()
+    assert top3 > bottom.mean() * 100e6
     # Popularity 0 stays below 1,000 streams and below popularity 1.
     assert listens[pop == 0].max() < 1000
     assert listens[pop == 0].max() <= listens_at(np.array([1]), model)[0]

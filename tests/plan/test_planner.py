@@ -211,3 +211,19 @@ def test_current_plan_has_the_contract_columns() -> None:
     assert {"track_id", "tier", "status", "est_bytes", "phase"} <= cols
     tiers = {r[0] for r in con.execute("SELECT DISTINCT tier FROM current_plan").fetchall()}
     assert tiers <= {"original", "reencode", "metadata_only"}
+
+
+def test_shared_isrc_keys_are_found_exactly() -> None:
+    from soundkeep.plan.priority import shared_keys
+
+    rng = np.random.default_rng(3)
+    keys = rng.integers(0, 2**63, 50_000, dtype=np.uint64)
+    keys[1000:1100] = keys[:100]            # shared pairs
+    keys[2000:2010] = keys[3000] + np.uint64(1 << 24)  # same low bits, other keys
+    present = rng.random(len(keys)) < 0.9
+    present[:100] = present[1000:1100] = True
+    _, shared = shared_keys(keys, present)
+    values, counts = np.unique(keys[present], return_counts=True)
+    expect = present & np.isin(keys, values[counts > 1])
+    assert np.array_equal(shared, expect)
+    assert shared[:100].all()

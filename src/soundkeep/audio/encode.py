@@ -11,7 +11,13 @@ bytes with embedded metadata, plus a restore patch (also a store object) that re
 original's exact bytes from it. Outputs are written under a temporary name in the store's
 scratch directory, fsynced, and renamed to their content address, so a kill leaves either
 nothing or a complete file. Opus encoding is bit-exact (the Ogg muxer's serial number and
-vendor string are fixed), so the same job gives the same bytes on any run.
+vendor string are fixed), so the same job gives the same bytes on every run with the same
+libraries on the same kind of CPU (float code paths may differ between CPU families).
+
+Every output is verified before it counts: it is decoded from start to end (an error FFmpeg
+reports, even one it skips over, fails it), its duration must be within 50 ms of the
+original's, and it must not be silent where the original is not. The original is checked
+too: its sha256 must match the catalog, and it must decode to the length it declares.
 """
 
 from __future__ import annotations

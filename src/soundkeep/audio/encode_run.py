@@ -212,38 +212,61 @@ LEFT JOIN latest j ON j.track_id = p.track_id AND j.source_sha256 = coalesce(p.p
                count(*) FILTER (WHERE done AND NOT not_held)
         FROM encode_planned""") or (0, 0, 0)
     lim = "" if limit is None else f"LIMIT {int(limit)}"
-    con.execute(f"""
-CREATE OR REPLACE TEMP TABLE encode_todo AS
-SELECT row_number() OVER (ORDER BY rank NULLS LAST, track_id) AS n, *
-FROM (SELECT * FROM encode_planned WHERE NOT not_held AND NOT done
-      ORDER BY rank NULLS LAST, track_id {lim})
-""")
+    # The jobs with everything they need (tags too), in one set-based pass over the catalog;
+    # stored in rank order (insertion order kept for this one statement) so that reading a
+    # page of n values touches only the row groups that hold it.
+    con.execute("SET preserve_insertion_order = true")
+    try:
+        con.execute(_TODO_SQL.format(limit=lim))
+    finally:
+        con.execute("SET preserve_insertion_order = false")  # as archive.connect sets it
     todo = db.scalar(con, "SELECT count(*) FROM encode_todo") or 0
     return Summary(planned=int(planned), not_held=int(not_held), skipped=int(skipped),
                    todo=int(todo))
 
 
-_PAGE_SQL = """
-SELECT d.n, d.track_id, d.tier, d.codec, d.sha256, d.store_path,
+_TODO_SQL = """
+CREATE OR REPLACE TEMP TABLE encode_todo AS
+WITH todo AS (
+    SELECT * FROM encode_planned WHERE NOT not_held AND NOT done
+    ORDER BY rank NULLS LAST, track_id {limit}
+),
+t AS (
+    SELECT * FROM tracks WHERE track_id IN (SELECT track_id FROM todo)
+    QUALIFY row_number() OVER (PARTITION BY track_id) = 1
+),
+r AS (
+    SELECT * FROM releases WHERE release_id IN (SELECT release_id FROM t)
+    QUALIFY row_number() OVER (PARTITION BY release_id) = 1
+),
+ta AS (
+    SELECT ta.track_id, list(a.name ORDER BY ta.position) AS artists
+    FROM track_artists ta JOIN artists a USING (artist_id)
+    WHERE ta.track_id IN (SELECT track_id FROM todo)
+    GROUP BY ta.track_id
+),
+ra AS (
+    SELECT ra.release_id, list(a.name ORDER BY ra.position) AS album_artists
+    FROM release_artists ra JOIN artists a USING (artist_id)
+    WHERE ra.release_id IN (SELECT release_id FROM r)
+    GROUP BY ra.release_id
+)
+SELECT row_number() OVER (ORDER BY d.rank NULLS LAST, d.track_id) AS n,
+       d.track_id, d.tier, d.rank, d.codec, d.params, d.sha256, d.store_path, d.size,
+       d.duration_ms,
        t.title, t.isrc, t.disc_number, t.track_number, t.rights_status,
        r.title AS album, r.upc, r.label, r.copyright_p, r.total_tracks,
        CASE r.release_date_precision
             WHEN 'year' THEN strftime(r.release_date, '%Y')
             WHEN 'month' THEN strftime(r.release_date, '%Y-%m')
             ELSE strftime(r.release_date, '%Y-%m-%d') END AS date,
-       (SELECT list(a.name ORDER BY ta.position)
-          FROM track_artists ta JOIN artists a USING (artist_id)
-         WHERE ta.track_id = d.track_id) AS artists,
-       (SELECT list(a.name ORDER BY ra.position)
-          FROM release_artists ra JOIN artists a USING (artist_id)
-         WHERE ra.release_id = t.release_id) AS album_artists
-FROM encode_todo d
-JOIN (SELECT * FROM tracks QUALIFY row_number() OVER (PARTITION BY track_id) = 1) t
-  USING (track_id)
-LEFT JOIN (SELECT * FROM releases QUALIFY row_number() OVER (PARTITION BY release_id) = 1) r
-  ON r.release_id = t.release_id
-WHERE {where}
-ORDER BY d.n
+       ta.artists, ra.album_artists
+FROM todo d
+JOIN t USING (track_id)
+LEFT JOIN r ON r.release_id = t.release_id
+LEFT JOIN ta ON ta.track_id = d.track_id
+LEFT JOIN ra ON ra.release_id = t.release_id
+ORDER BY n
 """
 
 
@@ -257,10 +280,10 @@ def _jobs(arch: Archive, specs: dict[str, TierSpec], root: Path | None = None,
     out_root = str((root or base).resolve())
     pages: list[tuple[str, list[Any]]]
     if only is not None:
-        pages = [(_PAGE_SQL.format(where="list_contains(?, d.n)"), [only])]
+        pages = [("SELECT * FROM encode_todo WHERE list_contains(?, n) ORDER BY n", [only])]
     else:
         total = int(db.scalar(arch.con, "SELECT count(*) FROM encode_todo") or 0)
-        sql = _PAGE_SQL.format(where="d.n > ? AND d.n <= ?")
+        sql = "SELECT * FROM encode_todo WHERE n > ? AND n <= ? ORDER BY n"
         pages = [(sql, [start, start + PAGE_ROWS]) for start in range(0, total, PAGE_ROWS)]
     for sql, params in pages:
         page = arch.con.sql(sql, params=params).to_arrow_table()

@@ -155,10 +155,25 @@ def _uniform_increments(bc: list[np.ndarray], vc: list[np.ndarray], regular: np.
         if s:
             bad |= ~(eff[part] < eff[(s - 1) * r: s * r])
         prev_b, prev_v = bk, vk
-    fields = (row, step, d_bytes, d_value, eff, option)
+    if path:
+        bad |= ~np.all((d_value > 0).reshape(len(path), r), axis=0)
+    # An option off the template's path must stay on or under this row's path (rounding).
+    for x in (k for k in range(a) if k not in path):
+        bx = (bc[x] if every else bc[x][rows]).astype(np.float64)
+        vx = vc[x] if every else vc[x][rows]
+        pb: np.ndarray | float = 0.0
+        pv: np.ndarray | float = 0.0
+        for k in path:
+            bk = bc[k] if every else bc[k][rows]
+            vk = vc[k] if every else vc[k][rows]
+            inside = (bx >= pb) & (bx <= bk)
+            bad |= inside & ((vx - pv) * (bk - pb) > (vk - pv) * (bx - pb))
+            pb, pv = bk, vk
+        bad |= (bx > pb) & (vx > pv)
+    fields: tuple[np.ndarray, ...] = (row, step, d_bytes, d_value, eff, option)
     if bad.any():
         keep = np.tile(~bad, len(path))
-        fields = tuple(x[keep] for x in fields)  # type: ignore[assignment]
+        fields = tuple(x[keep] for x in fields)
     return [fields], rows[bad]
 
 
@@ -178,7 +193,7 @@ def _general_increments(bc: list[np.ndarray], vc: list[np.ndarray], ok_c: list[n
                 for col in (bs, vs, os_):
                     col[x], col[y] = np.where(swap, col[y], col[x]), np.where(swap, col[x], col[y])
     vertex = _hull_rows(bs, vs, [np.isfinite(x) for x in bs])
-    parts = []
+    parts: list[tuple[np.ndarray, ...]] = []
     pb, pv = np.zeros(rows.size), np.zeros(rows.size)
     count = np.zeros(rows.size, dtype=np.int8)
     for k in range(a):

@@ -79,7 +79,7 @@ def plan(ctx: typer.Context, archive_dir: ArchiveOpt = archive.default_path(),
         _print_summary(result.summary, result.plan_id, result.reused)
 
 
-@plan_app.command("explain")
+@plan_app.command("explain", context_settings={"ignore_unknown_options": True})
 def explain(track: Annotated[str, typer.Argument(help="A track_id or an ISRC.")],
             archive_dir: ArchiveOpt = archive.default_path(), plan_id: PlanIdOpt = None,
             json_out: JsonOpt = False) -> None:

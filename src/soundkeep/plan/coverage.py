@@ -42,13 +42,15 @@ def coverage(con: duckdb.DuckDBPyConnection, plan_id: int | None = None,
         for share in _CURVE_SHARES:
             k = max(1, round(float(share) * n))
             curve.append([k / n, float(cum[k - 1]) / total])
+    bands_sql = " ".join(f"WHEN pop BETWEEN {lo} AND {hi} THEN '{lo}-{hi}'" if lo != hi
+                         else f"WHEN pop = {lo} THEN '{lo}'" for lo, hi in _POP_BANDS)
     by_pop = con.execute(f"""
         SELECT band, tier, count(*), sum(listens_est), sum(est_bytes) FROM (
-            SELECT CASE {" ".join(f"WHEN coalesce(popularity, 0) BETWEEN {lo} AND {hi} THEN '{lo}-{hi}'"
-                                  if lo != hi else f"WHEN coalesce(popularity, 0) = {lo} THEN '{lo}'"
-                                  for lo, hi in _POP_BANDS)} END AS band, tier,
+            SELECT CASE {bands_sql} END AS band, tier,
                    listens_est, est_bytes
-            FROM plan_tracks p JOIN tracks t USING (track_id) WHERE p.plan_id = {pid})
+            FROM (SELECT p.tier, p.listens_est, p.est_bytes, coalesce(t.popularity, 0) AS pop
+                  FROM plan_tracks p
+                  JOIN tracks t USING (track_id) WHERE p.plan_id = {pid}))
         GROUP BY ALL""").fetchall()
     bands: dict[str, dict[str, Any]] = {}
     for band, tier, tracks, lsum, bsum in by_pop:

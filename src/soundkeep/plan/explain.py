@@ -166,17 +166,19 @@ def _reason(e: dict[str, Any], ps: PlanSettings) -> str:
         return (f"popularity 0 with a secondary priority of {e['secondary_priority']:.3f}, "
                 f"below plan.min_secondary_priority = {ps.min_secondary_priority}")
     cutoff = e["cutoff_listens_per_mb"]
-    cut = ("every offer fits the budget" if cutoff is None
-           else f"the budget's cut-off is {cutoff:,.4g} weighted listens per MB")
     steps = e["steps"]
     taken = [st for st in steps if ps.budget_bytes is None or st["budget_from"] <= ps.budget_bytes]
     if not taken:
-        best = steps[0]["weighted_listens_per_mb"] if steps else 0.0
-        return (f"keeping its audio would preserve {best:,.4g} weighted listens per MB; "
-                f"{cut}, so it is kept as metadata only")
+        best = steps[0] if steps else None
+        gain = best["weighted_listens_per_mb"] if best else 0.0
+        tier = best["to_tier"] if best else "audio"
+        return (f"keeping it as {tier} would save {gain:,.4g} weighted listens per MB, "
+                f"below the budget's cut-off of {cutoff:,.4g}, so it is kept as metadata only")
     last = taken[-1]
-    text = (f"the step to {last['to_tier']} preserves {last['weighted_listens_per_mb']:,.4g} "
-            f"weighted listens per MB; {cut}")
+    text = (f"the step from {last['from_tier']} to {last['to_tier']} saves "
+            f"{last['weighted_listens_per_mb']:,.4g} weighted listens per MB")
+    text += (", and the budget takes every step" if cutoff is None
+             else f", above the budget's cut-off of {cutoff:,.4g}")
     if status == planner.DARK:
         text += (f"; its rights ({e['rights_status']}) are not distributable, so it is kept in "
                  "the dark archive and never enters a release phase")

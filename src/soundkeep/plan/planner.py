@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,13 @@ from soundkeep.plan import budget as knapsack
 from soundkeep.plan.config import PlanSettings, Tier
 from soundkeep.plan.listens import listens_per_track
 from soundkeep.plan.phases import assign_phases, phase_table
-from soundkeep.plan.priority import Inputs, load_inputs, rank_order, representatives
+from soundkeep.plan.priority import (
+    Inputs,
+    load_inputs,
+    rank_order,
+    representatives,
+    shared_keys,
+)
 
 # Added to every track's listens when valuing it, so that a track nobody listened to still
 # has a (tiny) value: with a budget that fits everything, everything is kept.
@@ -59,12 +66,17 @@ def tier_options(ps: PlanSettings, duration_ms: np.ndarray, held_bytes: np.ndarr
     any_held = bool(held.any())
     has_duration = duration_ms > 0
     value = value_listens + LISTEN_EPSILON
-    seconds = duration_ms.astype(np.float64)
-    scratch = np.empty_like(seconds)
+    ms = np.asarray(duration_ms, dtype=np.int64)
     b, v, valid = [], [], []
     for t in audio_tiers(ps):
-        np.multiply(seconds, float(t.bitrate_kbps or 0.0) / 8.0, out=scratch)
-        by_duration = np.rint(scratch, out=scratch).astype(np.int64)
+        rate = float(t.bitrate_kbps or 0.0)
+        # bytes = ms x kbit/s / 8, rounded (half up); in integers for whole kbit/s.
+        if rate.is_integer():
+            by_duration = ms * int(rate)
+            by_duration += 4
+            by_duration >>= 3
+        else:
+            by_duration = np.floor(ms * (rate / 8.0) + 0.5).astype(np.int64)
         np.maximum(by_duration, 1, out=by_duration)
         if t.codec == "original" and any_held:
             b.append(np.where(held, held_bytes, by_duration))
@@ -103,6 +115,7 @@ class Computed:
     phase: np.ndarray         # int64, 0 = not distributed
     duplicate_of: np.ndarray  # int64 track_id, or -1
     summary: dict[str, Any] = field(default_factory=dict)
+    summarize: Callable[[], dict[str, Any]] = field(default=lambda: {}, repr=False)
 
 
 def eligible_mask(status: np.ndarray, ps: PlanSettings) -> np.ndarray:
@@ -126,20 +139,29 @@ def value_listens(listens: np.ndarray, dup_rows: np.ndarray, rep_rows: np.ndarra
                                  minlength=len(listens))
 
 
-def compute(inp: Inputs, ps: PlanSettings, con: duckdb.DuckDBPyConnection) -> Computed:
-    """Decide every track's status, tier, size and phase (con is used to sort by rank)."""
+def compute(inp: Inputs, ps: PlanSettings, con: duckdb.DuckDBPyConnection,
+            summary: bool = True) -> Computed:
+    """Decide every track's status, tier, size and phase (con is used to sort by rank).
+
+    With summary=False the figures are left to comp.summarize(), to run beside the write.
+    """
     n = len(inp)
     names = statuses(ps)
     code = {s: i for i, s in enumerate(names)}
     listens = listens_per_track(inp.listens, inp.has_listens, inp.popularity, inp.secondary,
                                 ps.listens, ps.secondary.maximum)
-    order = rank_order(con, inp.popularity, listens, inp.secondary, inp.track_id)
+    # The rank sort runs in DuckDB (which lets go of the GIL) while numpy finds shared ISRCs.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        sorting = pool.submit(rank_order, con, inp.popularity, listens, inp.secondary,
+                              inp.track_id)
+        dupkey, has_dupkey = shared_keys(inp.isrc_hash, inp.has_isrc)
+        order = sorting.result()
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(1, n + 1)
 
     held = inp.held_bytes > 0
     usable = held | (inp.duration_ms > 0)
-    shared, rep = representatives(con, inp.dupkey, inp.has_dupkey, usable, rank)
+    shared, rep = representatives(con, dupkey, has_dupkey, usable, rank)
     is_dup = ((rep != shared) & usable[shared]
               & (inp.popularity[shared] <= ps.isrc_dedupe_max_popularity))
     dup_rows, rep_rows = shared[is_dup], rep[is_dup]
@@ -193,7 +215,9 @@ def compute(inp: Inputs, ps: PlanSettings, con: duckdb.DuckDBPyConnection) -> Co
                     status=status, est_bytes=est_bytes, phase=phase, duplicate_of=duplicate_of)
     kept_rec = has_audio.copy()
     kept_rec[dup_rows] = has_audio[rep_rows]
-    comp.summary = _summary(comp, ps, choice, value, has_audio, kept_rec, phased)
+    comp.summarize = lambda: _summary(comp, ps, choice, value, has_audio, kept_rec, phased)
+    if summary:
+        comp.summary = comp.summarize()
     return comp
 
 
@@ -279,35 +303,45 @@ def _plan_table(c: Computed, ps: PlanSettings, plan_id: int) -> pa.Table:
     })
 
 
+def _insert_rows(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
+    con.register("_plan_new", table)
+    try:
+        con.execute("INSERT INTO plan_tracks BY NAME SELECT * FROM _plan_new")
+    finally:
+        con.unregister("_plan_new")
+
+
 def make_plan(con: duckdb.DuckDBPyConnection, ps: PlanSettings,
               step: Callable[[str], None] | None = None) -> PlanResult:
     """Plan the catalog; store it unless the newest plan has the same inputs and settings."""
     say = step or (lambda _msg: None)
     say("reading the catalog")
     inp = load_inputs(con, ps)
-    say("choosing tiers")
-    comp = compute(inp, ps, con)
     settings_json = _settings_json(ps)
-    latest = con.execute(
+    rows = con.execute(
         "SELECT plan_id, settings_json, catalog_fingerprint, summary_json FROM plans "
-        "ORDER BY plan_id DESC LIMIT 1").fetchone()
+        "ORDER BY plan_id DESC LIMIT 1").fetchall()
+    latest = rows[0] if rows else None
     if latest and latest[1] == settings_json and latest[2] == inp.fingerprint:
         # Same inputs, same settings: the stored plan is this plan (plans are deterministic).
         return PlanResult(plan_id=int(latest[0]), reused=True, summary=json.loads(latest[3]))
+    say("choosing tiers")
+    comp = compute(inp, ps, con, summary=False)
     say("writing the plan")
     plan_id = int(latest[0]) + 1 if latest else 1
-    summary = {"plan_id": plan_id, **comp.summary}
     table = _plan_table(comp, ps, plan_id)
     con.execute("BEGIN TRANSACTION")
     try:
+        # DuckDB writes the rows (without the GIL) while numpy sums up the figures.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            writing = pool.submit(_insert_rows, con, table)
+            summary = {"plan_id": plan_id, **comp.summarize()}
+            writing.result()
         con.execute(
             "INSERT INTO plans (plan_id, created_at, settings_json, catalog_fingerprint, "
             "budget_bytes, summary_json) VALUES (?, ?, ?, ?, ?, ?)",
             [plan_id, db.now(), settings_json, inp.fingerprint, ps.budget_bytes,
              json.dumps(summary, sort_keys=True)])
-        con.register("_plan_new", table)
-        con.execute("INSERT INTO plan_tracks BY NAME SELECT * FROM _plan_new")
-        con.unregister("_plan_new")
         con.execute("DELETE FROM plan_tracks WHERE plan_id <= ?", [plan_id - ps.keep_plans])
         con.execute("DELETE FROM plans WHERE plan_id <= ?", [plan_id - ps.keep_plans])
         con.execute("COMMIT")

@@ -20,6 +20,7 @@ import pyarrow as pa
 from soundkeep.plan.config import PlanSettings
 
 _CHUNK = 1 << 20
+_BUCKETS = 1 << 24
 
 
 @dataclass
@@ -35,8 +36,8 @@ class Inputs:
     held_bytes: np.ndarray     # int64 (0 when no file is held)
     sha256: pa.Array           # the held file's sha256 (null when none)
     distributable: np.ndarray  # bool
-    dupkey: np.ndarray         # uint64 hash of the ISRC when other rows share it, else 0
-    has_dupkey: np.ndarray     # bool
+    isrc_hash: np.ndarray      # uint64 64-bit hash of the ISRC (0 when has_isrc is false)
+    has_isrc: np.ndarray       # bool
     fingerprint: str           # order-independent hash of everything above
     holdings: bool             # whether the archive holds any audio at all
 
@@ -108,19 +109,25 @@ def _np(table: pa.Table, name: str, dtype: type, fill: object = 0) -> np.ndarray
 def shared_keys(keys: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The keys (64-bit ISRC hashes) that occur on more than one row, and where they do.
 
-    One sort of the keys and a binary search per row: far cheaper than grouping the ISRC
-    strings (a 64-bit collision between two of 256 M ISRCs has a chance of about 1 in 500).
+    One sort finds the repeated keys; a flag per bucket of their low 24 bits rules out
+    almost every other row at once, and the few left are looked up exactly. Far cheaper than
+    grouping the ISRC strings; a 64-bit collision between two of 256 M ISRCs has a chance of
+    about 1 in 500.
     """
-    rows = np.flatnonzero(present)
-    if rows.size == 0:
-        return np.zeros(len(keys), dtype=np.uint64), np.zeros(len(keys), dtype=bool)
-    k = keys[rows]
-    s = np.sort(k)
-    repeated = np.unique(s[1:][s[1:] == s[:-1]])
     shared = np.zeros(len(keys), dtype=bool)
-    if repeated.size:
-        pos = np.minimum(np.searchsorted(repeated, k), repeated.size - 1)
-        shared[rows[repeated[pos] == k]] = True
+    rows = np.flatnonzero(present)
+    if rows.size > 1:
+        k = keys[rows]
+        s = np.sort(k)
+        repeated = np.unique(s[1:][s[1:] == s[:-1]])
+        if repeated.size:
+            low = np.uint64(_BUCKETS - 1)
+            flag = np.zeros(_BUCKETS, dtype=bool)
+            flag[(repeated & low).astype(np.intp)] = True
+            maybe = np.flatnonzero(flag[(k & low).astype(np.intp)])
+            km = k[maybe]
+            pos = np.minimum(np.searchsorted(repeated, km), repeated.size - 1)
+            shared[rows[maybe[repeated[pos] == km]]] = True
     return np.where(shared, keys, np.uint64(0)), shared
 
 
@@ -131,22 +138,22 @@ def load_inputs(con: duckdb.DuckDBPyConnection, ps: PlanSettings) -> Inputs:
     has_listens = np.asarray(listens_col.is_valid().to_numpy(), dtype=bool)
     isrc_col = table.column("isrc_hash")
     has_isrc = np.asarray(isrc_col.is_valid().to_numpy(), dtype=bool)
-    dupkey, has_dupkey = shared_keys(_np(table, "isrc_hash", np.uint64), has_isrc)
     hashes = _np(table, "h", np.uint64)
     holdings = con.execute("SELECT count(*) > 0 FROM audio_files").fetchall()[0][0]
     n = table.num_rows
     return Inputs(
         track_id=_np(table, "track_id", np.int64),
         popularity=_np(table, "popularity", np.int16),
-        listens=_np(table, "listens", np.float64, float("nan")),
+        listens=(_np(table, "listens", np.float64, float("nan")) if has_listens.any()
+                 else np.full(n, np.nan)),
         has_listens=has_listens,
         secondary=_np(table, "secondary", np.float64),
         duration_ms=_np(table, "duration_ms", np.int64),
         held_bytes=_np(table, "held_bytes", np.int64),
         sha256=table.column("sha256").combine_chunks(),
         distributable=_np(table, "distributable", np.bool_, False),
-        dupkey=dupkey,
-        has_dupkey=has_dupkey,
+        isrc_hash=_np(table, "isrc_hash", np.uint64),
+        has_isrc=has_isrc,
         # Order-independent: a wrapping sum of row hashes, with the row count.
         fingerprint=f"{n}:{int(hashes.sum(dtype=np.uint64)):016x}",
         holdings=bool(holdings),

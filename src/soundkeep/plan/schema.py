@@ -29,7 +29,10 @@ CREATE TABLE plan_tracks (
     held_bytes BIGINT,                -- size of the held file (NULL when none)
     sha256 VARCHAR                    -- the held file chosen for this track (NULL when none)
 );
+-- A semi-join, not "WHERE plan_id = (SELECT max(plan_id) ...)": DuckDB 2.0.0 gives wrong
+-- aggregates when that scalar-subquery form is joined and grouped.
 CREATE VIEW current_plan AS
-    SELECT * FROM plan_tracks WHERE plan_id = (SELECT max(plan_id) FROM plans)
+    SELECT pt.* FROM plan_tracks pt
+    SEMI JOIN (SELECT max(plan_id) AS plan_id FROM plans) latest ON pt.plan_id = latest.plan_id
 """),
 ]
