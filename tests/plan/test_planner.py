@@ -108,6 +108,11 @@ def test_holdings_give_real_sizes_and_missing_audio() -> None:
     is_held = np.isin(comp.inputs.track_id, held)
     # Held files cost their real size as originals; unheld kept tracks are missing audio.
     assert np.all(comp.est_bytes[is_held & (tiers == "original")] == 7_777_777)
+    # The plan records which file it means for each held track.
+    sha = comp.inputs.sha256.to_pylist()
+    assert all(sha[i] == f"{int(t):064x}" for i, t in enumerate(comp.inputs.track_id)
+               if is_held[i])
+    assert all(sha[i] is None for i in np.flatnonzero(~is_held))
     kept = tiers != "metadata_only"
     assert np.all(np.isin(status[kept & ~is_held], ["missing_audio"]))
     assert "note" not in comp.summary
@@ -227,3 +232,25 @@ def test_shared_isrc_keys_are_found_exactly() -> None:
     expect = present & np.isin(keys, values[counts > 1])
     assert np.array_equal(shared, expect)
     assert shared[:100].all()
+
+
+def test_rank_order_with_and_without_real_listens() -> None:
+    from soundkeep.plan.priority import rank_order
+
+    rng = np.random.default_rng(5)
+    n = 20_000
+    pop = rng.integers(0, 101, n).astype(np.int16)
+    sec = np.round(rng.random(n) * 3, 3)
+    tid = rng.permutation(n).astype(np.int64) * 13 - 5000
+    ps = load_plan_settings(settings())
+    from soundkeep.plan.listens import estimate_listens
+
+    est = estimate_listens(pop, sec, ps.listens, ps.secondary.maximum)
+    con = memory_catalog()
+    expected = np.lexsort((tid, -sec, -est, -pop.astype(np.int64)))
+    assert np.array_equal(rank_order(con, pop, est, sec, tid, real_listens=False), expected)
+    assert np.array_equal(rank_order(con, pop, est, sec, tid, real_listens=True), expected)
+    real = est.copy()
+    real[::3] = rng.integers(0, 10**9, len(real[::3]))
+    expected = np.lexsort((tid, -sec, -real, -pop.astype(np.int64)))
+    assert np.array_equal(rank_order(con, pop, real, sec, tid, real_listens=True), expected)

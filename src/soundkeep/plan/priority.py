@@ -54,14 +54,7 @@ def secondary_sql(ps: PlanSettings, art_pop: str, rel_pop: str, followers: str) 
             f" greatest(coalesce({followers}, 0), 0) + 1)))")
 
 
-def _query(ps: PlanSettings) -> str:
-    sec = secondary_sql(ps, "ta.art_pop", "r.popularity", "ta.art_fol")
-    return f"""
-WITH ta AS (
-    SELECT x.track_id, max(a.popularity) AS art_pop, max(a.followers) AS art_fol
-    FROM track_artists x JOIN artists a ON a.artist_id = x.artist_id
-    GROUP BY x.track_id
-),
+_HELD = """
 held AS (
     SELECT track_id, sha256, size, duration_ms FROM (
         SELECT l.track_id, f.sha256, f.size, f.duration_ms,
@@ -71,14 +64,23 @@ held AS (
         FROM audio_links l JOIN audio_files f ON f.sha256 = l.sha256
         WHERE l.track_id IS NOT NULL AND f.size > 0
     ) WHERE pick = 1
-)
+)"""
+
+
+def _query(ps: PlanSettings) -> str:
+    sec = secondary_sql(ps, "ta.art_pop", "r.popularity", "ta.art_fol")
+    return f"""
+WITH ta AS (
+    SELECT x.track_id, max(a.popularity) AS art_pop, max(a.followers) AS art_fol
+    FROM track_artists x JOIN artists a ON a.artist_id = x.artist_id
+    GROUP BY x.track_id
+),{_HELD}
 SELECT t.track_id,
        coalesce(t.popularity, 0)::SMALLINT AS popularity,
        t.listens::DOUBLE AS listens,
        coalesce(t.distributable, false) AS distributable,
        greatest(coalesce(h.duration_ms, t.duration_ms, 0), 0)::INTEGER AS duration_ms,
        coalesce(h.size, 0)::BIGINT AS held_bytes,
-       h.sha256,
        {sec} AS secondary,
        CASE WHEN t.isrc IS NOT NULL THEN hash(t.isrc) END AS isrc_hash,
        hash(t.track_id, t.popularity, t.listens, t.isrc, t.distributable, t.duration_ms,
@@ -99,11 +101,36 @@ def read_arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
         cur.close()
 
 
-def _np(table: pa.Table, name: str, dtype: type, fill: object = 0) -> np.ndarray:
-    col = table.column(name)
-    if col.null_count:
-        col = col.fill_null(fill)
-    return np.asarray(col.to_numpy(), dtype=dtype)
+def _read_numpy(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, np.ndarray]:
+    cur = con.cursor()
+    try:
+        return cur.sql(sql).fetchnumpy()
+    finally:
+        cur.close()
+
+
+def _split(col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Values (writable where NULL) and validity of a column from fetchnumpy (maybe masked)."""
+    if isinstance(col, np.ma.MaskedArray):
+        valid = ~np.ma.getmaskarray(col)
+        return np.ma.getdata(col).copy() if not valid.all() else np.ma.getdata(col), valid
+    return col, np.ones(len(col), dtype=bool)
+
+
+def _held_sha256(con: duckdb.DuckDBPyConnection, track_id: np.ndarray,
+                 held: np.ndarray) -> pa.Array:
+    """The chosen file's sha256 per row (null where no file is held)."""
+    n = len(track_id)
+    rows = np.flatnonzero(held)
+    if rows.size == 0:
+        return pa.nulls(n, pa.string())
+    table = read_arrow(con, f"WITH {_HELD.strip()} SELECT track_id, sha256 FROM held")
+    ids = np.asarray(table.column("track_id").to_numpy())
+    by_id = np.argsort(ids)
+    at = by_id[np.searchsorted(ids, track_id[rows], sorter=by_id)]
+    index = np.full(n, -1, dtype=np.int64)
+    index[rows] = at
+    return table.column("sha256").combine_chunks().take(pa.array(index, mask=index < 0))
 
 
 def shared_keys(keys: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -133,51 +160,67 @@ def shared_keys(keys: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.n
 
 def load_inputs(con: duckdb.DuckDBPyConnection, ps: PlanSettings) -> Inputs:
     """Run the input query and return every track's inputs as arrays."""
-    table = read_arrow(con, _query(ps))
-    listens_col = table.column("listens")
-    has_listens = np.asarray(listens_col.is_valid().to_numpy(), dtype=bool)
-    isrc_col = table.column("isrc_hash")
-    has_isrc = np.asarray(isrc_col.is_valid().to_numpy(), dtype=bool)
-    hashes = _np(table, "h", np.uint64)
+    cols = _read_numpy(con, _query(ps))
+    n = len(cols["track_id"])
+    listens, has_listens = _split(cols["listens"])
+    if not has_listens.all():
+        listens[~has_listens] = np.nan
+    isrc_hash, has_isrc = _split(cols["isrc_hash"])
+    if not has_isrc.all():
+        isrc_hash[~has_isrc] = 0
+    track_id = np.asarray(cols["track_id"], dtype=np.int64)
+    held_bytes = np.asarray(cols["held_bytes"], dtype=np.int64)
     holdings = con.execute("SELECT count(*) > 0 FROM audio_files").fetchall()[0][0]
-    n = table.num_rows
     return Inputs(
-        track_id=_np(table, "track_id", np.int64),
-        popularity=_np(table, "popularity", np.int16),
-        listens=(_np(table, "listens", np.float64, float("nan")) if has_listens.any()
-                 else np.full(n, np.nan)),
+        track_id=track_id,
+        popularity=np.asarray(cols["popularity"], dtype=np.int16),
+        listens=np.asarray(listens, dtype=np.float64),
         has_listens=has_listens,
-        secondary=_np(table, "secondary", np.float64),
-        duration_ms=_np(table, "duration_ms", np.int64),
-        held_bytes=_np(table, "held_bytes", np.int64),
-        sha256=table.column("sha256").combine_chunks(),
-        distributable=_np(table, "distributable", np.bool_, False),
-        isrc_hash=_np(table, "isrc_hash", np.uint64),
+        secondary=np.asarray(cols["secondary"], dtype=np.float64),
+        duration_ms=np.asarray(cols["duration_ms"], dtype=np.int64),
+        held_bytes=held_bytes,
+        sha256=_held_sha256(con, track_id, held_bytes > 0),
+        distributable=np.asarray(cols["distributable"], dtype=bool),
+        isrc_hash=np.asarray(isrc_hash, dtype=np.uint64),
         has_isrc=has_isrc,
         # Order-independent: a wrapping sum of row hashes, with the row count.
-        fingerprint=f"{n}:{int(hashes.sum(dtype=np.uint64)):016x}",
+        fingerprint=f"{n}:{int(np.asarray(cols['h']).sum(dtype=np.uint64)):016x}",
         holdings=bool(holdings),
     )
 
 
+def _ordered_bits(x: np.ndarray) -> np.ndarray:
+    """Non-negative floats as integers of the same order, to 2^-45 relative (56 bits)."""
+    return np.maximum(np.asarray(x, dtype=np.float64), 0.0).view(np.uint64) >> np.uint64(7)
+
+
 def rank_order(con: duckdb.DuckDBPyConnection, popularity: np.ndarray, listens: np.ndarray,
-               secondary: np.ndarray, track_id: np.ndarray) -> np.ndarray:
-    """Row indices in rank order: popularity, listens, secondary priority desc; track_id asc."""
+               secondary: np.ndarray, track_id: np.ndarray, real_listens: bool = True
+               ) -> np.ndarray:
+    """Row indices in rank order: popularity, listens, secondary priority desc; track_id asc.
+
+    Listens and secondary priority are compared to 2^-45 of their value (closer values tie
+    and track_id decides), which lets popularity and one of them share a 64-bit sort key.
+    Without real listens, the estimate is a function of popularity and secondary priority, so
+    (popularity, secondary) is the whole order and the sort has two keys instead of three.
+    """
     n = len(track_id)
-    keys = pa.table({
-        "i": pa.array(np.arange(n, dtype=np.int32)),
-        "p": pa.array(np.clip(popularity, -128, 127).astype(np.int8)),
-        "l": pa.array(listens),
-        "s": pa.array(secondary),
-        "t": pa.array(track_id),
-    })
+    pop = np.clip(popularity, 0, 127).astype(np.uint64) << np.uint64(56)
+    cols = {"i": pa.array(np.arange(n, dtype=np.int32))}
+    if real_listens:
+        cols["k"] = pa.array(pop | _ordered_bits(listens))
+        cols["s"] = pa.array(_ordered_bits(secondary))
+        order_by = "k DESC, s DESC, t"
+    else:
+        cols["k"] = pa.array(pop | _ordered_bits(secondary))
+        order_by = "k DESC, t"
+    cols["t"] = pa.array(track_id)
     # Several batches so DuckDB scans (and sorts) on every thread.
-    keys = pa.Table.from_batches(keys.to_batches(max_chunksize=_CHUNK))
+    keys = pa.Table.from_batches(pa.table(cols).to_batches(max_chunksize=_CHUNK))
     cur = con.cursor()
     try:
         cur.register("_plan_keys", keys)
-        out = cur.sql("SELECT i FROM _plan_keys ORDER BY p DESC, l DESC, s DESC, t"
-                      ).to_arrow_table()
+        out = cur.sql(f"SELECT i FROM _plan_keys ORDER BY {order_by}").to_arrow_table()
         cur.unregister("_plan_keys")
     finally:
         cur.close()
