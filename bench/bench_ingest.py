@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -53,30 +53,44 @@ print(time.perf_counter() - t, peak())
 """
 
 
+def _peak_self() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 def _run(code: str, *args: str) -> tuple[float, int]:
     out = subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True,
                          text=True).stdout.split()
     return float(out[-2]), int(out[-1])
 
 
-def bench(tracks: int, work: Path, bare: bool = True) -> dict[str, object]:
-    """Synth, bare copy and ingest at one size."""
+def bench(tracks: int, work: Path, bare: bool = True, repeat: int = 1) -> dict[str, object]:
+    """Synth, then bare copy and ingest alternately `repeat` times at one size (medians)."""
     from soundkeep.catalog.synth import write_catalog
 
     src = work / f"synth-{tracks}"
     t = time.perf_counter()
     summary = write_catalog(src, tracks, seed=1)
     synth_s = time.perf_counter() - t
-    synth_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    synth_rss = _peak_self()
     rows = summary.tracks + summary.releases + summary.artists
     parquet_bytes = sum(f.stat().st_size for f in src.iterdir())
-    bare_s, bare_rss = _run(BARE, str(work / "bare.duckdb"), str(src)) if bare else (0.0, 0)
-    if bare:
-        (work / "bare.duckdb").unlink()
-    ingest_s, ingest_rss = _run(INGEST, str(work / "archive"), str(src))
-    catalog_bytes = (work / "archive" / "catalog.duckdb").stat().st_size
-    shutil.rmtree(work / "archive")
+    bares, ingests = [], []
+    for _ in range(repeat):
+        # Alternate the two, so a slow spell of the machine hits both alike.
+        if bare:
+            bares.append(_run(BARE, str(work / "bare.duckdb"), str(src)))
+            (work / "bare.duckdb").unlink()
+        ingests.append(_run(INGEST, str(work / "archive"), str(src)))
+        catalog_bytes = (work / "archive" / "catalog.duckdb").stat().st_size
+        shutil.rmtree(work / "archive")
     shutil.rmtree(src)
+    bare_s = statistics.median(b[0] for b in bares) if bare else 0.0
+    bare_rss = max((b[1] for b in bares), default=0)
+    ingest_s = statistics.median(i[0] for i in ingests)
+    ingest_rss = max(i[1] for i in ingests)
     return {
         "tracks": tracks,
         "rows_all_entities": rows,
@@ -92,6 +106,9 @@ def bench(tracks: int, work: Path, bare: bool = True) -> dict[str, object]:
         "ingest_peak_rss_bytes": ingest_rss,
         "catalog_bytes": catalog_bytes,
         "ratio": round(bare_s / ingest_s, 3) if bare else None,
+        "runs": repeat,
+        "bare_seconds_each": [round(b[0], 2) for b in bares],
+        "ingest_seconds_each": [round(i[0], 2) for i in ingests],
     }
 
 
@@ -100,12 +117,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--tracks", type=int, nargs="+", default=[1_000_000])
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--repeat", type=int, default=1, help="runs of each (medians reported)")
     ap.add_argument("--skip-bare", action="store_true",
                     help="no bare copy (for the largest run, where disk is short)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         for n in args.tracks:
-            print(json.dumps(bench(n, Path(tmp), bare=not args.skip_bare)), flush=True)
+            print(json.dumps(bench(n, Path(tmp), bare=not args.skip_bare,
+                                        repeat=args.repeat)), flush=True)
 
 
 if __name__ == "__main__":

@@ -73,6 +73,7 @@ def run_one(root: Path, n: int) -> dict[str, object]:
         con.execute("CHECKPOINT")
         ps = load_plan_settings(arch.settings, budget=str(budget))
         steps: list[tuple[str, float]] = []
+        load_before = os.getloadavg()[0]
         t0, c0 = time.perf_counter(), _cpu()
         result = make_plan(con, ps, step=lambda m: steps.append((m, time.perf_counter())))
         wall, cpu = time.perf_counter() - t0, _cpu() - c0
@@ -106,6 +107,8 @@ def run_one(root: Path, n: int) -> dict[str, object]:
         "tracks": n,
         "plan_s": round(wall, 3),
         "plan_cpu_s": round(cpu, 3),
+        # Other work on the machine shows here (2 cores: above ~0.5 the plan shares them).
+        "load_avg_1m_before": round(load_before, 2),
         "steps_s": phases,
         "peak_rss_gb": round(peak_gb, 3),
         "target_s": target,

@@ -254,3 +254,13 @@ def test_rank_order_with_and_without_real_listens() -> None:
     real[::3] = rng.integers(0, 10**9, len(real[::3]))
     expected = np.lexsort((tid, -sec, -real, -pop.astype(np.int64)))
     assert np.array_equal(rank_order(con, pop, real, sec, tid, real_listens=True), expected)
+
+
+def test_an_empty_catalog_plans_to_nothing() -> None:
+    con = memory_catalog()
+    result = make_plan(con, load_plan_settings(settings()))
+    s = result.summary
+    assert s["tracks_total"] == 0 and s["counts_by_status"] == {} and s["phases"] == []
+    from soundkeep.plan.coverage import coverage
+
+    assert coverage(con)["curve"] == []

@@ -150,8 +150,9 @@ def ingest_file(arch: Archive, path: Path, *, fmt: str | None = None,
         res.skipped = True
         return res
 
-    seen_before = one(con, "SELECT count(*) FROM sources WHERE source_name = ?",
-                              [namespace])
+    # Only an earlier file of the same source and entity can hold rows with these ids.
+    seen_before = one(con, "SELECT count(*) FROM sources WHERE source_name = ? AND entity = ?",
+                      [namespace, entity])
     started = now()
     con.execute("BEGIN TRANSACTION")
     try:
@@ -239,6 +240,7 @@ class _Context:
         self.replace = False  # this batch replaces rows already in the catalog
         self.validated_sql: str | None = None
         self.present: set[str] = set()  # catalog fields the source supplies
+        self.textual = True  # a text format (values trimmed) rather than typed columns
         self.q_field = self.q_reason = "NULL"
         self.columns: set[str] = set()  # the source's own columns
 
@@ -279,7 +281,10 @@ class _Context:
         is_text = arrow is None or pa.types.is_string(arrow) or pa.types.is_large_string(arrow)
         s = f"CAST({raw} AS VARCHAR)"
         if f.kind in ("key", "text"):
-            return f"nullif(trim({s}), '')" if is_text else s
+            if not is_text:
+                return s
+            # Text formats carry stray spaces; a typed (Parquet) column keeps its value as is.
+            return f"nullif(trim({s}), '')" if self.textual else f"nullif({s}, '')"
         if f.kind == "int":
             return f"TRY_CAST(trim({s}) AS BIGINT)" if is_text else f"TRY_CAST({raw} AS BIGINT)"
         if f.kind == "float":
@@ -350,7 +355,9 @@ class _Context:
             out.append((f"{n} IS NOT NULL AND NOT {ids.sql_is_valid_isrc(n)}",
                         "not a valid ISRC; expected CC-XXX-YY-NNNNN (ISO 3901)"))
         elif f.kind == "upc":
-            out.append((f"{n} IS NOT NULL AND NOT {ids.sql_is_valid_upc(n)}",
+            # {n}__num is the barcode as a number, computed once (see _build).
+            out.append((f"{n} IS NOT NULL AND NOT ({ids.sql_upc_shape_ok(n)} AND "
+                        f"{ids.sql_gtin_checksum_ok(n + '__num')})",
                         "not a valid barcode; expected 8, 12, 13 or 14 digits (EAN-8, UPC-A, "
                         "EAN-13, GTIN-14) with a right check digit"))
         elif f.kind == "date":
@@ -365,8 +372,9 @@ class _Context:
                         "unknown"))
         return out
 
-    def _build(self, schema: pa.Schema) -> str:
+    def _build(self, schema: pa.Schema, textual: bool = True) -> str:
         self.columns = set(schema.names)
+        self.textual = textual
         self.present = set()
         raw_cols = ["_row"]
         typed_cols = ["_row"]
@@ -420,14 +428,19 @@ class _Context:
         values = ("CASE q_idx " + " ".join(f"WHEN {i + 1} THEN {c[2]}" for i, c in
                                            enumerate(checks)) + " END") if checks else "NULL"
         kind, content = _ID_OF[self.res.entity]
-        dropped = ["_row", *raw_names, *(["_j"] if "_line" in self.columns else [])]
+        # Helper columns computed once for the checks, dropped from v.
+        upcs = [f.name for f in self.fields if f.kind == "upc" and f.name in self.present]
+        helpers = "".join(f", TRY_CAST({u} AS UBIGINT) AS {u}__num" for u in upcs)
+        dropped = ["_row", *raw_names, *(["_j"] if "_line" in self.columns else []),
+                   *(f"{u}__num" for u in upcs)]
         # The source's own id, or (CASE is lazy) a hash of the row's content when it has none.
         skey = f"CASE WHEN id IS NOT NULL THEN id ELSE md5({content}) END"
         rel = (f"CASE WHEN release_id IS NOT NULL THEN sk_id('release', {self.ns}, release_id) END"
                if "release_id" in self.present else "NULL::BIGINT")
         return f"""
             WITH t AS (SELECT {", ".join(raw_cols)} FROM raw),
-                 s AS (SELECT {", ".join(typed_cols)} FROM t),
+                 s0 AS (SELECT {", ".join(typed_cols)} FROM t),
+                 s AS (SELECT *{helpers} FROM s0),
                  c AS (SELECT *, {idx} AS q_idx FROM s),
                  k AS (SELECT *, {skey} AS skey FROM c)
             SELECT * EXCLUDE ({", ".join(dropped)}), _row,
@@ -445,7 +458,8 @@ class _Context:
             return
         if self.validated_sql is None or (
                 "_invalid" in batch.schema.names) != ("_invalid" in self.columns):
-            self.validated_sql = self._build(batch.schema)
+            self.validated_sql = self._build(batch.schema,
+                                             textual=not isinstance(batch, ParquetRange))
         if isinstance(batch, ParquetRange):
             try:
                 con.execute(f"CREATE OR REPLACE TEMP TABLE v AS "

@@ -325,7 +325,8 @@ def small_pages() -> Iterator[None]:
 
 def _insert_rows(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
     # Several batches, so that DuckDB reads (and compresses) them on every thread.
-    table = pa.Table.from_batches(table.to_batches(max_chunksize=1 << 20))
+    table = pa.Table.from_batches(table.to_batches(max_chunksize=1 << 20),
+                                 schema=table.schema)
     con.register("_plan_new", table)
     try:
         con.execute("INSERT INTO plan_tracks BY NAME SELECT * FROM _plan_new")

@@ -84,7 +84,7 @@ SELECT t.track_id,
        {sec} AS secondary,
        CASE WHEN t.isrc IS NOT NULL THEN hash(t.isrc) END AS isrc_hash,
        hash(t.track_id, t.popularity, t.listens, t.isrc, t.distributable, t.duration_ms,
-            h.size, h.duration_ms, h.sha256, {sec}) AS h
+            h.size, h.duration_ms, h.sha256, ta.art_pop, ta.art_fol, r.popularity) AS h
 FROM tracks t
 LEFT JOIN ta ON ta.track_id = t.track_id
 LEFT JOIN releases r ON r.release_id = t.release_id
@@ -216,7 +216,8 @@ def rank_order(con: duckdb.DuckDBPyConnection, popularity: np.ndarray, listens: 
         order_by = "k DESC, t"
     cols["t"] = pa.array(track_id)
     # Several batches so DuckDB scans (and sorts) on every thread.
-    keys = pa.Table.from_batches(pa.table(cols).to_batches(max_chunksize=_CHUNK))
+    table = pa.table(cols)
+    keys = pa.Table.from_batches(table.to_batches(max_chunksize=_CHUNK), schema=table.schema)
     cur = con.cursor()
     try:
         cur.register("_plan_keys", keys)
@@ -242,7 +243,7 @@ def representatives(con: duckdb.DuckDBPyConnection, dupkey: np.ndarray,
         # Usable rows first, then rank.
         "o": pa.array(np.where(usable[rows], rank[rows], rank[rows] + n)),
     })
-    keys = pa.Table.from_batches(keys.to_batches(max_chunksize=_CHUNK))
+    keys = pa.Table.from_batches(keys.to_batches(max_chunksize=_CHUNK), schema=keys.schema)
     cur = con.cursor()
     try:
         cur.register("_plan_isrc", keys)
