@@ -185,15 +185,7 @@ def _reencode_opus(job: EncodeJob, src: Path, res: EncodeResult, scratch: list[P
     cover = _cover(job, src)
     tmp = _tmp_path(root, job.track_id, ".opus")
     scratch.append(tmp)
-    try:
-        inp = av.open(str(src))
-    except av.FFmpegError as exc:
-        raise _Fail("decode_error", _msg(exc)) from None
-    with inp:
-        if not inp.streams.audio:
-            raise _Fail("no_audio", "the file has no audio stream")
-        ast = inp.streams.audio[0]
-        layout = _layout(ast)
+    with _open_audio(src) as (inp, ast, layout):
         meter = LoudnessMeter(OPUS_RATE, [c.name for c in layout.channels])
         chunks = _Chunks(inp, ast, av.AudioResampler(format="flt", layout=layout,
                                                      rate=OPUS_RATE))
@@ -371,8 +363,10 @@ def _encode(out: av.container.OutputContainer, ost: av.audio.stream.AudioStream,
     return written + frame.samples
 
 
-def _measure(src: Path) -> tuple[float, Loudness, str]:
-    """Decode a file whole: its duration, loudness and peak, and its codec name."""
+@contextmanager
+def _open_audio(src: Path) -> Iterator[tuple[av.container.InputContainer,
+                                             av.audio.stream.AudioStream, av.AudioLayout]]:
+    """Open a file's first audio stream; what cannot be opened is a decode failure."""
     try:
         inp = av.open(str(src))
     except av.FFmpegError as exc:
@@ -381,7 +375,12 @@ def _measure(src: Path) -> tuple[float, Loudness, str]:
         if not inp.streams.audio:
             raise _Fail("no_audio", "the file has no audio stream")
         ast = inp.streams.audio[0]
-        layout = _layout(ast)
+        yield inp, ast, _layout(ast)
+
+
+def _measure(src: Path) -> tuple[float, Loudness, str]:
+    """Decode a file whole: its duration, loudness and peak, and its codec name."""
+    with _open_audio(src) as (inp, ast, layout):
         rate = ast.codec_context.sample_rate or ast.rate
         meter = LoudnessMeter(rate, [c.name for c in layout.channels])
         chunks = _Chunks(inp, ast, av.AudioResampler(format="fltp", layout=layout, rate=rate))
