@@ -335,3 +335,76 @@ def solve(inc: Increments, budget: int | None) -> Choice:
 def budget_to_take(inc: Increments, index: int) -> int:
     """The smallest budget from which increment `index` is taken (all before it, and itself)."""
     return int(inc.d_bytes[_before(inc, index, inclusive=True)].sum())
+
+
+# Chunked selection (the planner's path): the increments of a catalog are made chunk by chunk
+# and never held at once. One pass counts the bytes above a window of efficiencies and keeps
+# the increments inside it; the critical increment is found among those.
+
+# Histogram buckets: the top bits of an efficiency's float64 pattern (sign, exponent and 8
+# mantissa bits: buckets 0.4 % wide), ordered as the efficiencies are (they are >= 0).
+HIST_SHIFT = 44
+HIST_BUCKETS = 1 << (64 - HIST_SHIFT)
+
+
+@dataclass(frozen=True)
+class Cut:
+    """The critical increment: every increment ordered before it is taken, no other."""
+
+    eff: float
+    key: int
+    bytes_before: int   # bytes of every increment ordered before it
+    d_bytes: int
+    d_value: float
+
+    def lp_gap(self, budget: int) -> float:
+        """LP bound minus the greedy's value: the fraction of the critical increment that fits."""
+        return (budget - self.bytes_before) / float(self.d_bytes) * self.d_value
+
+
+def bucket_of(eff: np.ndarray) -> np.ndarray:
+    """Histogram bucket of each efficiency (monotone in the efficiency)."""
+    return (np.maximum(eff, 0.0).view(np.uint64) >> np.uint64(HIST_SHIFT)).astype(np.intp)
+
+
+def bucket_range(bucket: int) -> tuple[float, float]:
+    """The smallest and largest efficiency in a histogram bucket."""
+    lo = np.array([bucket << HIST_SHIFT], dtype=np.uint64).view(np.float64)[0]
+    hi = np.array([((bucket + 1) << HIST_SHIFT) - 1], dtype=np.uint64).view(np.float64)[0]
+    return float(lo), float(hi)
+
+
+def cut_among(eff: np.ndarray, key: np.ndarray, d_bytes: np.ndarray, d_value: np.ndarray,
+              bytes_above: int, budget: int) -> Cut | None:
+    """The critical increment among candidates, given the bytes of every increment ordered
+    before them all; None if the candidates do not hold it (the window missed)."""
+    if bytes_above > budget:
+        return None
+    order = np.lexsort((key, -eff))
+    cum = bytes_above + np.cumsum(d_bytes[order])
+    k = int(np.searchsorted(cum, budget, side="right"))
+    if k >= len(order):
+        return None
+    i = int(order[k])
+    return Cut(eff=float(eff[i]), key=int(key[i]), bytes_before=int(cum[k] - d_bytes[i]),
+               d_bytes=int(d_bytes[i]), d_value=float(d_value[i]))
+
+
+def taken_by(inc: Increments, cut: Cut | None) -> np.ndarray:
+    """Which increments the greedy takes, given the critical one (None: all)."""
+    if cut is None:
+        return np.ones(len(inc.eff), dtype=bool)
+    taken = inc.eff > cut.eff
+    ties = np.flatnonzero(inc.eff == cut.eff)
+    if ties.size:
+        taken[ties[inc.key(ties) < cut.key]] = True
+    return taken
+
+
+def options_of(inc: Increments, taken: np.ndarray) -> np.ndarray:
+    """Each row's option (-1: none): a row's taken steps are a prefix of its hull."""
+    option = np.full(inc.n_rows, -1, dtype=np.int64)
+    for s in range(1, int(inc.step.max(initial=0)) + 1):
+        t = np.flatnonzero(taken & (inc.step == s))
+        option[inc.row[t]] = inc.option[t]
+    return option

@@ -21,9 +21,9 @@ from soundkeep.plan.listens import listens_per_track
 from soundkeep.plan.phases import assign_phases, phase_table
 from soundkeep.plan.priority import (
     Inputs,
-    load_inputs,
     rank_order,
     representatives,
+    scratch_sql,
     shared_keys,
 )
 
@@ -283,28 +283,6 @@ def _settings_json(ps: PlanSettings) -> str:
     return json.dumps(ps.as_dict(), sort_keys=True)
 
 
-def _plan_table(c: Computed, ps: PlanSettings, plan_id: int) -> pa.Table:
-    inp = c.inputs
-    n = len(inp)
-    names = statuses(ps)
-    tier_names = pa.array([t.name for t in ps.tiers])
-    return pa.table({
-        "plan_id": pa.array(np.full(n, plan_id, dtype=np.int32)),
-        "track_id": pa.array(inp.track_id),
-        "rank": pa.array(c.rank),
-        "listens_est": pa.array(c.listens),
-        "priority": pa.array(inp.secondary),
-        "tier": pa.DictionaryArray.from_arrays(pa.array(c.tier), tier_names),
-        "status": pa.DictionaryArray.from_arrays(pa.array(c.status), pa.array(names)),
-        "est_bytes": pa.array(c.est_bytes),
-        "phase": pa.array(c.phase.astype(np.int32), mask=c.phase == 0),
-        "duplicate_of": pa.array(c.duplicate_of, mask=c.duplicate_of == -1),
-        "duration_ms": pa.array(inp.duration_ms.astype(np.int32)),
-        "held_bytes": pa.array(inp.held_bytes, mask=inp.held_bytes == 0),
-        "sha256": inp.sha256,
-    })
-
-
 @contextmanager
 def small_pages() -> Iterator[None]:
     """Let numpy back its arrays with ordinary pages while planning.
@@ -324,6 +302,7 @@ def small_pages() -> Iterator[None]:
 
 
 def _insert_rows(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
+    """Append plan rows (inside the caller's transaction)."""
     # Several batches, so that DuckDB reads (and compresses) them on every thread.
     table = pa.Table.from_batches(table.to_batches(max_chunksize=1 << 20),
                                  schema=table.schema)
@@ -341,34 +320,468 @@ def make_plan(con: duckdb.DuckDBPyConnection, ps: PlanSettings,
         return _make_plan(con, ps, step or (lambda _msg: None))
 
 
+# ---------------------------------------------------------------------------------------------
+# The planner's path: chunks of rows in rank order, memory bounded whatever the catalog size.
+#
+# 1. DuckDB builds a scratch table of every track's inputs with its rank, stored in rank order
+#    (the sort runs out of core under DuckDB's memory limit).
+# 2. The rows that share an ISRC (a small part of the catalog) are resolved in one query:
+#    duplicates, the row that keeps their audio, and the listens it stands for.
+# 3. The knapsack's critical increment: a systematic sample brackets it in a window of
+#    efficiencies; one pass over the chunks counts the bytes above the window and keeps the
+#    increments inside it, among which the critical one is found exactly (if the sample
+#    missed, a histogram from the same pass gives a window that cannot miss).
+# 4. A last pass decides each chunk's tiers, statuses and phases, writes its rows and adds to
+#    the summary. Everything per track lives one chunk at a time.
+
+SCRATCH = "_plan_scratch"
+# Rows per chunk, and rows in the sample that brackets the critical increment.
+CHUNK_ROWS = 1 << 20
+SAMPLE_ROWS = 1 << 16
+# Half-width of the sample's window, as a share of the sampled increments.
+WINDOW_SHARE = 1 / 64
+
+_COLUMNS = ("rank, track_id, popularity, listens, distributable, duration_ms, held_bytes, "
+            "secondary, sha256")
+_NARROW = "rank, popularity, listens, duration_ms, held_bytes, secondary"
+
+
+@dataclass
+class Isrc:
+    """Rows sharing an ISRC, by rank: the duplicates and the rows keeping their audio."""
+
+    dup_rank: np.ndarray      # int64 sorted: ranks of skipped duplicates
+    dup_rep_rank: np.ndarray  # int64: rank of the row keeping each one's audio
+    dup_rep_tid: np.ndarray   # int64: its track_id
+    rep_rank: np.ndarray      # int64 sorted: rows standing for duplicates
+    rep_extra: np.ndarray     # float64: the duplicates' listens, summed in rank order
+    rep_kept: np.ndarray      # bool: whether that row got audio (filled while writing)
+
+
+def _lookup(sorted_keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions in `values` found in `sorted_keys`, and where in sorted_keys they are."""
+    if sorted_keys.size == 0:
+        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+    pos = np.minimum(np.searchsorted(sorted_keys, values), sorted_keys.size - 1)
+    hit = np.flatnonzero(sorted_keys[pos] == values)
+    return hit, pos[hit]
+
+
+def _isrc(con: duckdb.DuckDBPyConnection, ps: PlanSettings, n: int) -> Isrc:
+    usable = "(held_bytes > 0 OR duration_ms > 0)"
+    cols = con.execute(f"""
+        WITH k AS (SELECT isrc_hash FROM {SCRATCH} WHERE isrc_hash IS NOT NULL
+                   GROUP BY isrc_hash HAVING count(*) > 1),
+        s AS (SELECT rank, track_id, isrc_hash, popularity, listens, secondary,
+                     {usable} AS usable,
+                     CASE WHEN {usable} THEN rank ELSE rank + {n} END AS o
+              FROM {SCRATCH} SEMI JOIN k USING (isrc_hash))
+        SELECT rank, popularity, listens, secondary, usable,
+               arg_min(rank, o) OVER w AS rep, arg_min(track_id, o) OVER w AS rep_tid
+        FROM s WINDOW w AS (PARTITION BY isrc_hash)""").fetchnumpy()
+    rank = np.asarray(cols["rank"], dtype=np.int64)
+    rep = np.asarray(cols["rep"], dtype=np.int64)
+    pop = np.asarray(cols["popularity"], dtype=np.int16)
+    is_dup = ((rep != rank) & np.asarray(cols["usable"], dtype=bool)
+              & (pop <= ps.isrc_dedupe_max_popularity))
+    d = np.flatnonzero(is_dup)
+    d = d[np.argsort(rank[d], kind="stable")]
+    real, has_real = _split_masked(cols["listens"])
+    listens = listens_per_track(real[d], has_real[d], pop[d],
+                                np.asarray(cols["secondary"], dtype=np.float64)[d],
+                                ps.listens, ps.secondary.maximum)
+    rep_rank, inv = np.unique(rep[d], return_inverse=True)
+    # Summed in rank order of the duplicates (as planner.value_listens does).
+    extra = np.bincount(inv, weights=listens, minlength=rep_rank.size)
+    return Isrc(dup_rank=rank[d], dup_rep_rank=rep[d],
+                dup_rep_tid=np.asarray(cols["rep_tid"], dtype=np.int64)[d],
+                rep_rank=rep_rank, rep_extra=extra,
+                rep_kept=np.zeros(rep_rank.size, dtype=bool))
+
+
+def _split_masked(col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(col, np.ma.MaskedArray):
+        valid = ~np.ma.getmaskarray(col)
+        return np.asarray(np.ma.getdata(col), dtype=np.float64), valid
+    return np.asarray(col, dtype=np.float64), np.ones(len(col), dtype=bool)
+
+
+@dataclass
+class Chunk:
+    """One chunk of rows in rank order, with its knapsack offers."""
+
+    cols: dict[str, Any]
+    rank: np.ndarray
+    listens: np.ndarray
+    has_listens: np.ndarray
+    held: np.ndarray
+    dup_at: np.ndarray        # rows that are duplicates
+    dup_pos: np.ndarray       # their index in Isrc.dup_*
+    rep_at: np.ndarray        # rows that stand for duplicates
+    rep_pos: np.ndarray       # their index in Isrc.rep_*
+    status: np.ndarray        # int8 statuses before the budget (metadata_only or skipped)
+    rows: np.ndarray          # rows offered to the budget
+    vlistens: np.ndarray      # listens each row's file preserves
+    inc: knapsack.Increments
+    b: list[np.ndarray]
+
+
+def _read_chunk(con: duckdb.DuckDBPyConnection, ps: PlanSettings, isrc: Isrc, where: str,
+                params: list[int], columns: str) -> Chunk:
+    cols: dict[str, Any] = con.execute(
+        f"SELECT {columns} FROM {SCRATCH} WHERE {where}", params).fetchnumpy()
+    rank = np.asarray(cols["rank"], dtype=np.int64)
+    if rank.size > 1 and not bool(np.all(rank[1:] > rank[:-1])):
+        by = np.argsort(rank)
+        cols = {k: v[by] for k, v in cols.items()}
+        rank = rank[by]
+    code = {s: i for i, s in enumerate(statuses(ps))}
+    pop = np.asarray(cols["popularity"], dtype=np.int16)
+    secondary = np.asarray(cols["secondary"], dtype=np.float64)
+    real, has_listens = _split_masked(cols["listens"])
+    listens = listens_per_track(real, has_listens, pop, secondary, ps.listens,
+                                ps.secondary.maximum)
+    duration = np.asarray(cols["duration_ms"], dtype=np.int64)
+    held_bytes = np.asarray(cols["held_bytes"], dtype=np.int64)
+    held = held_bytes > 0
+    usable = held | (duration > 0)
+    dup_at, dup_pos = _lookup(isrc.dup_rank, rank)
+    rep_at, rep_pos = _lookup(isrc.rep_rank, rank)
+    low = (pop <= 0) & ~has_listens & ~held & (secondary < ps.min_secondary_priority)
+    status = np.full(rank.size, code[METADATA_ONLY], dtype=np.int8)
+    status[low] = code[SKIPPED_LOW]
+    status[dup_at] = code[SKIPPED_DUPLICATE]
+    status[~usable] = code[ERROR_ZERO_DURATION]
+    eligible = usable & ~low
+    eligible[dup_at] = False
+    vlistens = listens.copy()
+    vlistens[rep_at] = listens[rep_at] + isrc.rep_extra[rep_pos]
+    rows = np.flatnonzero(eligible)
+    inc, b = offers(ps, duration[rows], held_bytes[rows], vlistens[rows], rank[rows])
+    cols["popularity"], cols["duration_ms"], cols["held_bytes"] = pop, duration, held_bytes
+    return Chunk(cols=cols, rank=rank, listens=listens, has_listens=has_listens, held=held,
+                 dup_at=dup_at, dup_pos=dup_pos, rep_at=rep_at, rep_pos=rep_pos,
+                 status=status, rows=rows, vlistens=vlistens, inc=inc, b=b)
+
+
+def _chunks(con: duckdb.DuckDBPyConnection, ps: PlanSettings, isrc: Isrc, n: int,
+            columns: str) -> Iterator[Chunk]:
+    for lo in range(0, n, CHUNK_ROWS):
+        yield _read_chunk(con, ps, isrc, "rank > ? AND rank <= ?", [lo, lo + CHUNK_ROWS],
+                          columns)
+
+
+@dataclass
+class _Window:
+    """Efficiencies [lo, hi]: increments above hi are taken; those inside are candidates."""
+
+    lo: float
+    hi: float
+    bytes_above: int = 0
+    total: int = 0
+    eff: list[np.ndarray] = field(default_factory=list)
+    key: list[np.ndarray] = field(default_factory=list)
+    d_bytes: list[np.ndarray] = field(default_factory=list)
+    d_value: list[np.ndarray] = field(default_factory=list)
+    hist: np.ndarray | None = None
+
+    def add(self, inc: knapsack.Increments) -> None:
+        """Count a chunk's increments: bytes above, candidates inside, the histogram."""
+        above = inc.eff > self.hi
+        self.bytes_above += int(inc.d_bytes[above].sum())
+        self.total += int(inc.d_bytes.sum())
+        inside = np.flatnonzero((inc.eff >= self.lo) & ~above)
+        self.eff.append(inc.eff[inside])
+        self.key.append(inc.key(inside))
+        self.d_bytes.append(inc.d_bytes[inside])
+        self.d_value.append(inc.d_value[inside])
+        if self.hist is not None and len(inc.eff):
+            # Chunk sums stay far below 2^53: exact in float64.
+            counts = np.bincount(knapsack.bucket_of(inc.eff), weights=inc.d_bytes,
+                                 minlength=knapsack.HIST_BUCKETS)
+            self.hist += np.rint(counts).astype(np.int64)
+
+    def cut(self, budget: int) -> knapsack.Cut | None:
+        """The critical increment, if this window holds it."""
+        if not self.eff:
+            return None
+        return knapsack.cut_among(np.concatenate(self.eff), np.concatenate(self.key),
+                                  np.concatenate(self.d_bytes), np.concatenate(self.d_value),
+                                  self.bytes_above, budget)
+
+
+def _sample_window(con: duckdb.DuckDBPyConnection, ps: PlanSettings, isrc: Isrc, n: int,
+                   budget: int) -> _Window:
+    """A window of efficiencies likely to hold the critical increment, from every k-th rank."""
+    if n <= 4 * SAMPLE_ROWS:
+        return _Window(-np.inf, np.inf)
+    stride = n // SAMPLE_ROWS
+    inc = _read_chunk(con, ps, isrc, "rank % ? = 0", [stride], _NARROW).inc
+    if len(inc.eff) == 0:
+        return _Window(-np.inf, np.inf)
+    order = np.argsort(-inc.eff, kind="stable")
+    cum = np.cumsum(inc.d_bytes[order]) * float(stride)
+    j = int(np.searchsorted(cum, budget))
+    margin = int(len(order) * WINDOW_SHARE) + 1
+    hi = float(inc.eff[order[j - margin]]) if j - margin >= 0 else np.inf
+    lo = float(inc.eff[order[j + margin]]) if j + margin < len(order) else -np.inf
+    return _Window(lo, hi)
+
+
+def choose_cut(con: duckdb.DuckDBPyConnection, ps: PlanSettings, isrc: Isrc, n: int
+               ) -> knapsack.Cut | None:
+    """The knapsack's critical increment over every chunk (None: everything fits)."""
+    budget = ps.budget_bytes
+    if budget is None or n == 0:
+        return None
+    win = _sample_window(con, ps, isrc, n, budget)
+    win.hist = np.zeros(knapsack.HIST_BUCKETS, dtype=np.int64)
+    for chunk in _chunks(con, ps, isrc, n, _NARROW):
+        win.add(chunk.inc)
+    if win.total <= budget:
+        return None
+    cut = win.cut(budget)
+    if cut is not None:
+        return cut
+    # The sample missed: the histogram's bucket holding the budget's last byte cannot.
+    above = np.cumsum(win.hist[::-1])
+    k = int(np.searchsorted(above, budget, side="right"))
+    bucket = knapsack.HIST_BUCKETS - 1 - k
+    again = _Window(*knapsack.bucket_range(bucket))
+    for chunk in _chunks(con, ps, isrc, n, _NARROW):
+        again.add(chunk.inc)
+    cut = again.cut(budget)
+    if cut is None:  # pragma: no cover - the histogram's bucket holds it by construction
+        raise RuntimeError("knapsack: the critical increment was not found")
+    return cut
+
+
+@dataclass
+class _Totals:
+    """The summary's figures, added up chunk by chunk in rank order."""
+
+    n_status: int
+    n_tiers: int
+    counts: np.ndarray = field(init=False)
+    tier_tracks: np.ndarray = field(init=False)
+    tier_bytes: np.ndarray = field(init=False)
+    listens: float = 0.0
+    kept_listens: float = 0.0
+    objective: float = 0.0
+    tracks_kept: int = 0
+    tracks_real: int = 0
+    tracks_held: int = 0
+    kept_held: int = 0
+    dark_kept: int = 0
+    bytes_planned: int = 0
+    distributed: int = 0
+    phases: dict[int, dict[str, int]] = field(default_factory=dict)
+    # Phase cutting carries over chunks: bytes phased so far, last slot and phase.
+    phase_offset: int = 0
+    last_slot: int | None = None
+    last_phase: int = 1
+
+    def __post_init__(self) -> None:
+        self.counts = np.zeros(self.n_status, dtype=np.int64)
+        self.tier_tracks = np.zeros(self.n_tiers, dtype=np.int64)
+        self.tier_bytes = np.zeros(self.n_tiers, dtype=np.int64)
+
+    def cut_phases(self, sizes: np.ndarray, bundle: int) -> np.ndarray:
+        """Phases of the next distributed tracks in rank order (as phases.assign_phases)."""
+        if sizes.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        slot = (self.phase_offset + np.cumsum(sizes) - sizes) // bundle
+        prev = slot[0] if self.last_slot is None else self.last_slot
+        phase = self.last_phase + np.cumsum(np.diff(slot, prepend=prev) > 0)
+        self.phase_offset += int(sizes.sum())
+        self.last_slot, self.last_phase = int(slot[-1]), int(phase[-1])
+        return phase
+
+    def add_phases(self, phase: np.ndarray, sizes: np.ndarray, rank: np.ndarray,
+                   pop: np.ndarray) -> None:
+        """Add distributed tracks (rank order) to the phase table."""
+        for ph in np.unique(phase):
+            at = np.flatnonzero(phase == ph)
+            e = self.phases.get(int(ph))
+            if e is None:
+                e = self.phases[int(ph)] = {
+                    "phase": int(ph), "tracks": 0, "bytes": 0, "first_rank": int(rank[at[0]]),
+                    "last_rank": 0, "max_popularity": int(pop[at[0]]), "min_popularity": 0}
+            e["tracks"] += int(at.size)
+            e["bytes"] += int(sizes[at].sum())
+            e["last_rank"] = int(rank[at[-1]])
+            e["min_popularity"] = int(pop[at[-1]])
+
+
+def _decide(chunk: Chunk, ps: PlanSettings, isrc: Isrc, cut: knapsack.Cut | None,
+            holdings: bool, tot: _Totals) -> dict[str, Any]:
+    """A chunk's tiers, statuses, sizes and phases (and its share of the summary)."""
+    n = chunk.rank.size
+    code = {s: i for i, s in enumerate(statuses(ps))}
+    tiers = list(ps.tiers)
+    audio = audio_tiers(ps)
+    inc = chunk.inc
+    option = knapsack.options_of(inc, knapsack.taken_by(inc, cut))
+    chosen = np.flatnonzero(option >= 0)
+    kept_rows = chunk.rows[chosen]
+    opt = option[chosen]
+    audio_index = np.array([tiers.index(t) for t in audio], dtype=np.int8)
+    tier = np.full(n, tiers.index(ps.empty_tier), dtype=np.int8)
+    tier[kept_rows] = audio_index[opt]
+    est_bytes = np.zeros(n, dtype=np.int64)
+    for k, col in enumerate(chunk.b):
+        pick = opt == k
+        est_bytes[kept_rows[pick]] = col[chosen[pick]]
+    weight = np.array([t.weight for t in audio])
+    value = np.zeros(n)
+    value[kept_rows] = weight[opt] * (chunk.vlistens[kept_rows] + LISTEN_EPSILON)
+    has_audio = np.zeros(n, dtype=bool)
+    has_audio[kept_rows] = True
+    status = chunk.status
+    status[kept_rows] = np.array([code[t.status] for t in audio], dtype=np.int8)[opt]
+    distributable = np.asarray(chunk.cols["distributable"], dtype=bool)
+    status[has_audio & ~distributable] = code[DARK]
+    missing = has_audio & ~chunk.held if holdings else np.zeros(n, dtype=bool)
+    status[missing] = code[MISSING_AUDIO]
+    phased = np.flatnonzero(has_audio & distributable & ~missing)
+    phase = np.zeros(n, dtype=np.int64)
+    phase[phased] = tot.cut_phases(est_bytes[phased], ps.bundle_bytes)
+    pop = chunk.cols["popularity"]
+    tot.add_phases(phase[phased], est_bytes[phased], chunk.rank[phased], pop[phased])
+    # A row standing for duplicates ranks before them: its verdict is known by theirs.
+    isrc.rep_kept[chunk.rep_pos] = has_audio[chunk.rep_at]
+    duplicate_of = np.full(n, -1, dtype=np.int64)
+    duplicate_of[chunk.dup_at] = isrc.dup_rep_tid[chunk.dup_pos]
+    kept_rec = has_audio.copy()
+    if chunk.dup_at.size:
+        _, rep = _lookup(isrc.rep_rank, isrc.dup_rep_rank[chunk.dup_pos])
+        kept_rec[chunk.dup_at] = isrc.rep_kept[rep]
+
+    tot.counts += np.bincount(status, minlength=tot.n_status)
+    tot.tier_tracks += np.bincount(tier, minlength=tot.n_tiers)
+    tot.tier_bytes += np.bincount(tier, weights=est_bytes, minlength=tot.n_tiers
+                                  ).round().astype(np.int64)
+    tot.listens += float(chunk.listens.sum())
+    tot.kept_listens += float(chunk.listens[kept_rec].sum())
+    tot.objective += float(value.sum())
+    tot.tracks_kept += int(has_audio.sum())
+    tot.tracks_real += int(chunk.has_listens.sum())
+    tot.tracks_held += int(chunk.held.sum())
+    tot.kept_held += int((has_audio & chunk.held).sum())
+    tot.dark_kept += int((has_audio & ~distributable).sum())
+    tot.bytes_planned += int(est_bytes.sum())
+    tot.distributed += int(est_bytes[phased].sum())
+    return {"rank": chunk.rank, "listens": chunk.listens, "tier": tier, "status": status,
+            "est_bytes": est_bytes, "phase": phase, "duplicate_of": duplicate_of}
+
+
+def _plan_table(chunk: Chunk, out: dict[str, Any], ps: PlanSettings, plan_id: int) -> pa.Table:
+    """The plan_tracks rows of one chunk."""
+    c = chunk.cols
+    n = chunk.rank.size
+    names = statuses(ps)
+    tier_names = pa.array([t.name for t in ps.tiers])
+    held_bytes = c["held_bytes"]
+    sha = c["sha256"]
+    sha_mask = np.ma.getmaskarray(sha) if isinstance(sha, np.ma.MaskedArray) else None
+    sha_arr = pa.array(np.ma.getdata(sha) if sha_mask is not None else sha, type=pa.string(),
+                       mask=sha_mask)
+    return pa.table({
+        "plan_id": pa.array(np.full(n, plan_id, dtype=np.int32)),
+        "track_id": pa.array(np.asarray(c["track_id"], dtype=np.int64)),
+        "rank": pa.array(out["rank"]),
+        "listens_est": pa.array(out["listens"]),
+        "priority": pa.array(np.asarray(c["secondary"], dtype=np.float64)),
+        "tier": pa.DictionaryArray.from_arrays(pa.array(out["tier"]), tier_names),
+        "status": pa.DictionaryArray.from_arrays(pa.array(out["status"]), pa.array(names)),
+        "est_bytes": pa.array(out["est_bytes"]),
+        "phase": pa.array(out["phase"].astype(np.int32), mask=out["phase"] == 0),
+        "duplicate_of": pa.array(out["duplicate_of"], mask=out["duplicate_of"] == -1),
+        "duration_ms": pa.array(c["duration_ms"].astype(np.int32)),
+        "held_bytes": pa.array(held_bytes, mask=held_bytes == 0),
+        "sha256": sha_arr,
+    })
+
+
+def _final_summary(tot: _Totals, ps: PlanSettings, n: int, cut: knapsack.Cut | None,
+                   holdings: bool) -> dict[str, Any]:
+    names = statuses(ps)
+    eps_total = (tot.listens + LISTEN_EPSILON * n) or 1.0
+    gap = cut.lp_gap(ps.budget_bytes) if cut is not None and ps.budget_bytes is not None \
+        else 0.0
+    summary: dict[str, Any] = {
+        "tracks_total": n,
+        "budget_bytes": ps.budget_bytes,
+        "bytes_planned": tot.bytes_planned,
+        "counts_by_status": {s: int(tot.counts[i]) for i, s in enumerate(names)
+                             if tot.counts[i]},
+        "by_tier": {t.name: {"tracks": int(tot.tier_tracks[i]),
+                             "bytes": int(tot.tier_bytes[i])}
+                    for i, t in enumerate(ps.tiers)},
+        "tracks_kept": tot.tracks_kept,
+        "tracks_kept_share": tot.tracks_kept / n if n else 0.0,
+        "listens_total": tot.listens,
+        "listens_kept_share": tot.kept_listens / tot.listens if tot.listens > 0 else 0.0,
+        "listens_weighted_share": tot.objective / eps_total,
+        "lp_bound_share": (tot.objective + gap) / eps_total,
+        "cutoff_listens_per_mb": None if cut is None else cut.eff * 1e6,
+        "tracks_listens_real": tot.tracks_real,
+        "holdings": holdings,
+        "tracks_held": tot.tracks_held,
+        "tracks_kept_held": tot.kept_held,
+        "dark_tracks_kept": tot.dark_kept,
+        "phases": [tot.phases[k] for k in sorted(tot.phases)],
+        "distributed_bytes": tot.distributed,
+    }
+    if not holdings:
+        summary["note"] = ("the archive holds no audio yet: tracks planned for audio are "
+                           "not marked missing_audio; scan and link audio, then plan again")
+    return summary
+
+
 def _make_plan(con: duckdb.DuckDBPyConnection, ps: PlanSettings,
                say: Callable[[str], None]) -> PlanResult:
-    say("reading the catalog")
-    inp = load_inputs(con, ps)
+    say("ranking the catalog")
+    real = con.execute("SELECT count(listens) > 0 FROM tracks").fetchall()[0][0]
+    con.execute(scratch_sql(ps, SCRATCH, bool(real)))
+    try:
+        return _plan_scratch(con, ps, say)
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {SCRATCH}")
+
+
+def _plan_scratch(con: duckdb.DuckDBPyConnection, ps: PlanSettings,
+                  say: Callable[[str], None]) -> PlanResult:
+    n, hsum = con.execute(
+        f"SELECT count(*), coalesce(sum(h::UHUGEINT) % 18446744073709551616, 0)::UBIGINT "
+        f"FROM {SCRATCH}").fetchall()[0]
+    n = int(n)
+    fingerprint = f"{n}:{int(hsum):016x}"
+    holdings = bool(con.execute("SELECT count(*) > 0 FROM audio_files").fetchall()[0][0])
     settings_json = _settings_json(ps)
     rows = con.execute(
         "SELECT plan_id, settings_json, catalog_fingerprint, summary_json FROM plans "
         "ORDER BY plan_id DESC LIMIT 1").fetchall()
     latest = rows[0] if rows else None
-    if latest and latest[1] == settings_json and latest[2] == inp.fingerprint:
+    if latest and latest[1] == settings_json and latest[2] == fingerprint:
         # Same inputs, same settings: the stored plan is this plan (plans are deterministic).
         return PlanResult(plan_id=int(latest[0]), reused=True, summary=json.loads(latest[3]))
     say("choosing tiers")
-    comp = compute(inp, ps, con, summary=False)
+    isrc = _isrc(con, ps, n)
+    cut = choose_cut(con, ps, isrc, n)
     say("writing the plan")
     plan_id = int(latest[0]) + 1 if latest else 1
-    table = _plan_table(comp, ps, plan_id)
+    tot = _Totals(n_status=len(statuses(ps)), n_tiers=len(ps.tiers))
     con.execute("BEGIN TRANSACTION")
     try:
-        # DuckDB writes the rows (without the GIL) while numpy sums up the figures.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            writing = pool.submit(_insert_rows, con, table)
-            summary = {"plan_id": plan_id, **comp.summarize()}
-            writing.result()
+        for chunk in _chunks(con, ps, isrc, n, _COLUMNS):
+            out = _decide(chunk, ps, isrc, cut, holdings, tot)
+            _insert_rows(con, _plan_table(chunk, out, ps, plan_id))
+        summary = {"plan_id": plan_id, **_final_summary(tot, ps, n, cut, holdings)}
         con.execute(
             "INSERT INTO plans (plan_id, created_at, settings_json, catalog_fingerprint, "
             "budget_bytes, summary_json) VALUES (?, ?, ?, ?, ?, ?)",
-            [plan_id, db.now(), settings_json, inp.fingerprint, ps.budget_bytes,
+            [plan_id, db.now(), settings_json, fingerprint, ps.budget_bytes,
              json.dumps(summary, sort_keys=True)])
         con.execute("DELETE FROM plan_tracks WHERE plan_id <= ?", [plan_id - ps.keep_plans])
         con.execute("DELETE FROM plans WHERE plan_id <= ?", [plan_id - ps.keep_plans])

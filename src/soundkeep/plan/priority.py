@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from soundkeep.plan.config import PlanSettings
+from soundkeep.plan.listens import listens_at
 
 _CHUNK = 1 << 20
 _BUCKETS = 1 << 24
@@ -67,8 +68,9 @@ held AS (
 )"""
 
 
-def _query(ps: PlanSettings) -> str:
+def _query(ps: PlanSettings, with_sha: bool = False) -> str:
     sec = secondary_sql(ps, "ta.art_pop", "r.popularity", "ta.art_fol")
+    sha = ",\n       h.sha256" if with_sha else ""
     return f"""
 WITH ta AS (
     SELECT x.track_id, max(a.popularity) AS art_pop, max(a.followers) AS art_fol
@@ -84,7 +86,7 @@ SELECT t.track_id,
        {sec} AS secondary,
        CASE WHEN t.isrc IS NOT NULL THEN hash(t.isrc) END AS isrc_hash,
        hash(t.track_id, t.popularity, t.listens, t.isrc, t.distributable, t.duration_ms,
-            h.size, h.duration_ms, h.sha256, ta.art_pop, ta.art_fol, r.popularity) AS h
+            h.size, h.duration_ms, h.sha256, ta.art_pop, ta.art_fol, r.popularity) AS h{sha}
 FROM tracks t
 LEFT JOIN ta ON ta.track_id = t.track_id
 LEFT JOIN releases r ON r.release_id = t.release_id
@@ -189,32 +191,22 @@ def load_inputs(con: duckdb.DuckDBPyConnection, ps: PlanSettings) -> Inputs:
     )
 
 
-def _ordered_bits(x: np.ndarray) -> np.ndarray:
-    """Non-negative floats as integers of the same order, to 2^-45 relative (56 bits)."""
-    return np.maximum(np.asarray(x, dtype=np.float64), 0.0).view(np.uint64) >> np.uint64(7)
-
-
 def rank_order(con: duckdb.DuckDBPyConnection, popularity: np.ndarray, listens: np.ndarray,
                secondary: np.ndarray, track_id: np.ndarray, real_listens: bool = True
                ) -> np.ndarray:
     """Row indices in rank order: popularity, listens, secondary priority desc; track_id asc.
 
-    Listens and secondary priority are compared to 2^-45 of their value (closer values tie
-    and track_id decides), which lets popularity and one of them share a 64-bit sort key.
-    Without real listens, the estimate is a function of popularity and secondary priority, so
-    (popularity, secondary) is the whole order and the sort has two keys instead of three.
+    Without real listens, the estimate is a non-decreasing function of the secondary priority
+    within a popularity, so (popularity, secondary) is the whole order. The same order as the
+    planner's scratch table (scratch_sql).
     """
     n = len(track_id)
-    pop = np.clip(popularity, 0, 127).astype(np.uint64) << np.uint64(56)
-    cols = {"i": pa.array(np.arange(n, dtype=np.int32))}
-    if real_listens:
-        cols["k"] = pa.array(pop | _ordered_bits(listens))
-        cols["s"] = pa.array(_ordered_bits(secondary))
-        order_by = "k DESC, s DESC, t"
-    else:
-        cols["k"] = pa.array(pop | _ordered_bits(secondary))
-        order_by = "k DESC, t"
-    cols["t"] = pa.array(track_id)
+    cols = {"i": pa.array(np.arange(n, dtype=np.int32)),
+            "p": pa.array(np.asarray(popularity, dtype=np.int16)),
+            "l": pa.array(np.asarray(listens, dtype=np.float64)),
+            "s": pa.array(np.asarray(secondary, dtype=np.float64)),
+            "t": pa.array(track_id)}
+    order_by = "p DESC, l DESC, s DESC, t" if real_listens else "p DESC, s DESC, t"
     # Several batches so DuckDB scans (and sorts) on every thread.
     table = pa.table(cols)
     keys = pa.Table.from_batches(table.to_batches(max_chunksize=_CHUNK), schema=table.schema)
@@ -226,6 +218,39 @@ def rank_order(con: duckdb.DuckDBPyConnection, popularity: np.ndarray, listens: 
     finally:
         cur.close()
     return np.asarray(out.column(0).to_numpy(), dtype=np.int64)
+
+
+def estimate_sql(ps: PlanSettings, pop: str, secondary: str) -> str:
+    """The listen estimate as SQL, for ordering only.
+
+    Popularity 1-100 looks up the same table as listens.estimate_listens (exact); popularity
+    0 uses SQL's pow, which can differ from numpy's in the last bit. The planner stores and
+    values listens computed by numpy; SQL's estimate only orders it against real listens.
+    """
+    table = listens_at(np.maximum(np.arange(101), 1), ps.listens)
+    values = ", ".join(repr(float(x)) for x in table)
+    smax = max(ps.secondary.maximum, 1e-12)
+    zd = float(ps.listens.zero_decades)
+    p = f"least(greatest({pop}, 0), 100)"
+    return (f"(CASE WHEN {p} = 0 THEN {float(table[1])!r} * pow(10.0, {zd!r} * "
+            f"(least(greatest({secondary} / {smax!r}, 0.0), 1.0) - 1.0)) "
+            f"ELSE list_extract([{values}]::DOUBLE[], {p} + 1) END)")
+
+
+def scratch_sql(ps: PlanSettings, table: str, real_listens: bool) -> str:
+    """Create `table`: every track's inputs with its rank, stored in rank order.
+
+    DuckDB sorts (out of core under its memory limit), so the planner can read the catalog
+    back in rank-ordered chunks.
+    """
+    if real_listens:
+        est = estimate_sql(ps, "popularity", "secondary")
+        order = f"popularity DESC, coalesce(listens, {est}) DESC, secondary DESC, track_id"
+    else:
+        order = "popularity DESC, secondary DESC, track_id"
+    return (f"CREATE OR REPLACE TEMP TABLE {table} AS "
+            f"SELECT row_number() OVER (ORDER BY {order}) AS rank, q.* "
+            f"FROM ({_query(ps, with_sha=True)}) q ORDER BY rank")
 
 
 def representatives(con: duckdb.DuckDBPyConnection, dupkey: np.ndarray,
