@@ -154,11 +154,11 @@ def ingest_file(arch: Archive, path: Path, *, fmt: str | None = None,
     seen_before = one(con, "SELECT count(*) FROM sources WHERE source_name = ? AND entity = ?",
                       [namespace, entity])
     started = now()
+    row = one(con, "SELECT coalesce(max(source_id), 0) + 1 FROM sources")
+    source_id = int(row[0]) if row else 1
+    ctx = _Context(arch, res, mapping, namespace, source_id)
     con.execute("BEGIN TRANSACTION")
     try:
-        row = one(con, "SELECT coalesce(max(source_id), 0) + 1 FROM sources")
-        source_id = int(row[0]) if row else 1
-        ctx = _Context(arch, res, mapping, namespace, source_id)
         ctx.source_seen = bool(seen_before and seen_before[0])
         for i, batch in enumerate(opened.batches):
             ctx.first_batch = i == 0
@@ -182,8 +182,7 @@ def ingest_file(arch: Archive, path: Path, *, fmt: str | None = None,
         con.execute("ROLLBACK")
         raise
     finally:
-        for name in ("v", "names", "albums", "albums_known"):
-            con.execute(f"DROP TABLE IF EXISTS temp.{name}")
+        ctx.release()
     res.seconds = round(time.perf_counter() - t0, 3)
     return res
 
@@ -232,6 +231,7 @@ class _Context:
         self.ns = _lit(namespace)
         self.file = _lit(res.file)
         self.source_id = source_id
+        self._staged: dict[str, pa.Table] = {}
         self.fields = ENTITIES[res.entity]
         self.max_chars = arch.settings.typed("ingest.max_field_chars", int, 1)
         self.sep = _lit(mapping.list_separator)
@@ -462,8 +462,7 @@ class _Context:
                                              textual=not isinstance(batch, ParquetRange))
         if isinstance(batch, ParquetRange):
             try:
-                con.execute(f"CREATE OR REPLACE TEMP TABLE v AS "
-                            f"{self.validated_sql.replace('FROM raw', 'FROM ' + batch.sql())}")
+                self.stage("v_all", self.validated_sql.replace("FROM raw", "FROM " + batch.sql()))
             except _OUR_ERRORS:
                 raise
             except duckdb.Error as exc:
@@ -475,14 +474,18 @@ class _Context:
                                  expected="a readable Parquet file") from None
         else:
             con.register("raw", batch)
-            con.execute(f"CREATE OR REPLACE TEMP TABLE v AS {self.validated_sql}")
+            self.stage("v_all", self.validated_sql)
             con.unregister("raw")
         n_read, n_bad = one(con,
-            "SELECT count(*), count(q_idx) FROM v") or (0, 0)
+            "SELECT count(*), count(q_idx) FROM v_all") or (0, 0)
         con.execute(
             f"INSERT INTO quarantine SELECT 'ingest', {self.file}, _row, {self.q_field}, q_value, "
-            f"{self.q_reason}, now() FROM v WHERE q_idx IS NOT NULL")
-        con.execute("DELETE FROM v WHERE q_idx IS NOT NULL")
+            f"{self.q_reason}, now() FROM v_all WHERE q_idx IS NOT NULL")
+        # The accepted rows; a later row of the batch wins over an earlier one with the same
+        # id, as later batches win over earlier ones.
+        self.stage("v", """SELECT * FROM v_all WHERE q_idx IS NULL AND _row IN (
+                             SELECT max(_row) FROM v_all WHERE q_idx IS NULL GROUP BY eid)""")
+        self.unstage("v_all")
         getattr(self, f"_load_{self.res.entity}")()
         self.res.rows_read += int(n_read)
         self.res.rows_quarantined += int(n_bad)
@@ -491,9 +494,25 @@ class _Context:
     def _prov(self) -> str:
         return f"{self.source_id}, _row, skey"
 
-    def _dedupe(self) -> None:
-        """Later rows of one batch win over earlier rows with the same id (as later batches do)."""
-        self.con.execute("DELETE FROM v WHERE _row NOT IN (SELECT max(_row) FROM v GROUP BY eid)")
+    def stage(self, name: str, sql: str) -> None:
+        """Materialise a query as an Arrow table registered under `name`.
+
+        Not a temp table: inside the file's transaction every replaced temp table would be
+        kept until commit (spilling to disk batch after batch); an Arrow table is freed as
+        soon as the next batch replaces it, so memory and disk stay bounded."""
+        table = self.con.sql(sql).to_arrow_table()
+        self.con.register(name, table)
+        self._staged[name] = table
+
+    def unstage(self, name: str) -> None:
+        """Drop a staged table."""
+        if self._staged.pop(name, None) is not None:
+            self.con.unregister(name)
+
+    def release(self) -> None:
+        """Drop every staged table (end of file)."""
+        for name in list(self._staged):
+            self.unstage(name)
 
     def _resolve_artists(self) -> None:
         """names(_row, pos, artist_id): source ids, or artists found or created by name."""
@@ -505,16 +524,15 @@ class _Context:
         if by_ids and not by_name:
             # Credits straight from v (see _credits); the table is needed only to name albums.
             if "album" in self.present:
-                con.execute(f"CREATE OR REPLACE TEMP TABLE names AS {ids_sql}")
+                self.stage("names", ids_sql)
             return
         if not by_name:
-            con.execute("CREATE OR REPLACE TEMP TABLE names AS SELECT NULL::BIGINT AS _row, "
-                        "NULL::BIGINT AS pos, NULL::BIGINT AS artist_id, NULL AS name "
-                        "WHERE FALSE")
+            self.stage("names", "SELECT NULL::BIGINT AS _row, NULL::BIGINT AS pos, "
+                                "NULL::BIGINT AS artist_id, NULL::VARCHAR AS name WHERE FALSE")
             return
         # Both may be present (JSON Lines offer every field): a row's ids win over its names.
         no_ids = "WHERE coalesce(len(artist_ids), 0) = 0" if by_ids else ""
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE names AS
+        self.stage("names", f"""
             WITH n AS (SELECT _row, generate_subscripts(artists, 1) AS pos, unnest(artists) AS name
                        FROM v {no_ids}),
                  known AS (SELECT lower(a.name) AS lname,
@@ -531,7 +549,8 @@ class _Context:
             FROM names WHERE artist_id NOT IN (SELECT artist_id FROM artists)
             GROUP BY artist_id""")
         if by_ids:
-            con.execute(f"INSERT INTO names {ids_sql} WHERE len(artist_ids) > 0")
+            self.stage("names", f"SELECT * FROM names UNION ALL "
+                                f"{ids_sql} WHERE len(artist_ids) > 0")
 
     def _credits(self) -> str:
         """SELECT (eid, artist_id, pos) for this batch's ordered artist credits."""
@@ -559,7 +578,6 @@ class _Context:
 
     def _load_tracks(self) -> None:
         con = self.con
-        self._dedupe()
         self._resolve_artists()
         self._resolve_release()
         self._check_replace("tracks", "track_id")
@@ -582,23 +600,22 @@ class _Context:
         con = self.con
         if "album" not in self.present:
             return
-        con.execute("""CREATE OR REPLACE TEMP TABLE albums AS
-            SELECT v._row, v.album, lower(v.album) AS ltitle, n.artist_id AS first_artist
-            FROM v LEFT JOIN names n ON n._row = v._row AND n.pos = 1
-            WHERE v.rel_id IS NULL AND v.album IS NOT NULL""")
-        con.execute("""CREATE OR REPLACE TEMP TABLE albums_known AS
-            SELECT lower(r.title) AS ltitle, ra.artist_id AS first_artist,
-                   min(r.release_id) AS release_id
-            FROM releases r LEFT JOIN release_artists ra
-                 ON ra.release_id = r.release_id AND ra.position = 1
-            WHERE lower(r.title) IN (SELECT DISTINCT ltitle FROM albums)
-            GROUP BY 1, 2""")
-        con.execute("""ALTER TABLE albums ADD COLUMN release_id BIGINT""")
-        con.execute("""UPDATE albums SET release_id = coalesce(
-            (SELECT k.release_id FROM albums_known k WHERE k.ltitle = albums.ltitle
-               AND k.first_artist IS NOT DISTINCT FROM albums.first_artist),
-            sk_id('release', 'name', ltitle || '|' || coalesce(CAST(first_artist AS VARCHAR), '')))
-        """)
+        # Albums found by (title, first artist) among known releases, else created.
+        self.stage("albums", """
+            WITH a AS (SELECT v._row, v.album, lower(v.album) AS ltitle,
+                              n.artist_id AS first_artist
+                       FROM v LEFT JOIN names n ON n._row = v._row AND n.pos = 1
+                       WHERE v.rel_id IS NULL AND v.album IS NOT NULL),
+                 k AS (SELECT lower(r.title) AS ltitle, ra.artist_id AS first_artist,
+                              min(r.release_id) AS release_id
+                       FROM releases r LEFT JOIN release_artists ra
+                            ON ra.release_id = r.release_id AND ra.position = 1
+                       WHERE lower(r.title) IN (SELECT DISTINCT ltitle FROM a)
+                       GROUP BY 1, 2)
+            SELECT a.*, coalesce(k.release_id, sk_id('release', 'name', a.ltitle || '|'
+                            || coalesce(CAST(a.first_artist AS VARCHAR), ''))) AS release_id
+            FROM a LEFT JOIN k ON k.ltitle = a.ltitle
+                               AND k.first_artist IS NOT DISTINCT FROM a.first_artist""")
         con.execute(f"""INSERT INTO releases (release_id, title, source_id, source_row,
                             source_key)
             SELECT release_id, arg_min(album, _row), {self.source_id}, min(_row),
@@ -610,11 +627,11 @@ class _Context:
             WHERE first_artist IS NOT NULL
               AND release_id NOT IN (SELECT release_id FROM release_artists)
             GROUP BY release_id""")
-        con.execute("UPDATE v SET rel_id = a.release_id FROM albums a WHERE a._row = v._row")
+        self.stage("v", """SELECT v.* REPLACE (coalesce(a.release_id, v.rel_id) AS rel_id)
+                           FROM v LEFT JOIN albums a USING (_row)""")
 
     def _load_releases(self) -> None:
         con = self.con
-        self._dedupe()
         self._resolve_artists()
         self._check_replace("releases", "release_id")
         self._delete_existing("releases", "release_id", "SELECT eid FROM v")
@@ -630,7 +647,6 @@ class _Context:
 
     def _load_artists(self) -> None:
         con = self.con
-        self._dedupe()
         self._check_replace("artists", "artist_id")
         self._delete_existing("artists", "artist_id", "SELECT eid FROM v")
         self._delete_existing("artist_genres", "artist_id", "SELECT eid FROM v")
