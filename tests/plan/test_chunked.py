@@ -135,3 +135,14 @@ def test_a_missed_sample_falls_back_to_the_histogram() -> None:
     assert calls == [True, False]
     assert got_rows == want_rows
     assert_same_summary(got, want)
+
+
+def test_the_fingerprint_is_the_exact_wrapping_sum_of_row_hashes() -> None:
+    con = memory_catalog()
+    insert_catalog(con, catalog_tables(5000, 3))
+    ps = load_plan_settings(settings({"plan.budget": "2GB"}))
+    inp = load_inputs(con, ps)
+    planner.make_plan(con, ps)
+    stored = con.execute("SELECT catalog_fingerprint FROM plans").fetchall()[0][0]
+    assert stored == inp.fingerprint
+    assert not stored.endswith("00000000")

@@ -323,8 +323,8 @@ def make_plan(con: duckdb.DuckDBPyConnection, ps: PlanSettings,
 # ---------------------------------------------------------------------------------------------
 # The planner's path: chunks of rows in rank order, memory bounded whatever the catalog size.
 #
-# 1. DuckDB builds a scratch table of every track's inputs with its rank, stored in rank order
-#    (the sort runs out of core under DuckDB's memory limit).
+# 1. DuckDB builds a scratch table of every track's inputs stored in rank order, so that
+#    rank = rowid + 1 (the sort runs out of core under DuckDB's memory limit).
 # 2. The rows that share an ISRC (a small part of the catalog) are resolved in one query:
 #    duplicates, the row that keeps their audio, and the listens it stands for.
 # 3. The knapsack's critical increment: a systematic sample brackets it in a window of
@@ -341,9 +341,9 @@ SAMPLE_ROWS = 1 << 16
 # Half-width of the sample's window, as a share of the sampled increments.
 WINDOW_SHARE = 1 / 64
 
-_COLUMNS = ("rank, track_id, popularity, listens, distributable, duration_ms, held_bytes, "
-            "secondary, sha256")
-_NARROW = "rank, popularity, listens, duration_ms, held_bytes, secondary"
+_COLUMNS = ("rowid + 1 AS rank, track_id, popularity, listens, distributable, duration_ms, "
+            "held_bytes, secondary, sha256")
+_NARROW = "rowid + 1 AS rank, popularity, listens, duration_ms, held_bytes, secondary"
 
 
 @dataclass
@@ -372,9 +372,9 @@ def _isrc(con: duckdb.DuckDBPyConnection, ps: PlanSettings, n: int) -> Isrc:
     cols = con.execute(f"""
         WITH k AS (SELECT isrc_hash FROM {SCRATCH} WHERE isrc_hash IS NOT NULL
                    GROUP BY isrc_hash HAVING count(*) > 1),
-        s AS (SELECT rank, track_id, isrc_hash, popularity, listens, secondary,
+        s AS (SELECT rowid + 1 AS rank, track_id, isrc_hash, popularity, listens, secondary,
                      {usable} AS usable,
-                     CASE WHEN {usable} THEN rank ELSE rank + {n} END AS o
+                     CASE WHEN {usable} THEN rowid ELSE rowid + {n} END AS o
               FROM {SCRATCH} SEMI JOIN k USING (isrc_hash))
         SELECT rank, popularity, listens, secondary, usable,
                arg_min(rank, o) OVER w AS rep, arg_min(track_id, o) OVER w AS rep_tid
@@ -467,7 +467,7 @@ def _read_chunk(con: duckdb.DuckDBPyConnection, ps: PlanSettings, isrc: Isrc, wh
 def _chunks(con: duckdb.DuckDBPyConnection, ps: PlanSettings, isrc: Isrc, n: int,
             columns: str) -> Iterator[Chunk]:
     for lo in range(0, n, CHUNK_ROWS):
-        yield _read_chunk(con, ps, isrc, "rank > ? AND rank <= ?", [lo, lo + CHUNK_ROWS],
+        yield _read_chunk(con, ps, isrc, "rowid >= ? AND rowid < ?", [lo, lo + CHUNK_ROWS],
                           columns)
 
 
@@ -516,7 +516,7 @@ def _sample_window(con: duckdb.DuckDBPyConnection, ps: PlanSettings, isrc: Isrc,
     if n <= 4 * SAMPLE_ROWS:
         return _Window(-np.inf, np.inf)
     stride = n // SAMPLE_ROWS
-    inc = _read_chunk(con, ps, isrc, "rank % ? = 0", [stride], _NARROW).inc
+    inc = _read_chunk(con, ps, isrc, "(rowid + 1) % ? = 0", [stride], _NARROW).inc
     if len(inc.eff) == 0:
         return _Window(-np.inf, np.inf)
     order = np.argsort(-inc.eff, kind="stable")
@@ -752,11 +752,13 @@ def _make_plan(con: duckdb.DuckDBPyConnection, ps: PlanSettings,
 
 def _plan_scratch(con: duckdb.DuckDBPyConnection, ps: PlanSettings,
                   say: Callable[[str], None]) -> PlanResult:
-    n, hsum = con.execute(
-        f"SELECT count(*), coalesce(sum(h::UHUGEINT) % 18446744073709551616, 0)::UBIGINT "
+    # Order-independent: the wrapping 64-bit sum of the row hashes, with the row count (summed
+    # in two 32-bit halves: exact integer sums whatever the order).
+    n, hi, lo = con.execute(
+        f"SELECT count(*), coalesce(sum(h >> 32), 0), coalesce(sum(h & 4294967295), 0) "
         f"FROM {SCRATCH}").fetchall()[0]
     n = int(n)
-    fingerprint = f"{n}:{int(hsum):016x}"
+    fingerprint = f"{n}:{((int(hi) << 32) + int(lo)) % (1 << 64):016x}"
     holdings = bool(con.execute("SELECT count(*) > 0 FROM audio_files").fetchall()[0][0])
     settings_json = _settings_json(ps)
     rows = con.execute(

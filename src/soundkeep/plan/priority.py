@@ -238,10 +238,10 @@ def estimate_sql(ps: PlanSettings, pop: str, secondary: str) -> str:
 
 
 def scratch_sql(ps: PlanSettings, table: str, real_listens: bool) -> str:
-    """Create `table`: every track's inputs with its rank, stored in rank order.
+    """Create `table`: every track's inputs, stored in rank order (rank = rowid + 1).
 
-    DuckDB sorts (out of core under its memory limit), so the planner can read the catalog
-    back in rank-ordered chunks.
+    DuckDB sorts (out of core under its memory limit) and, preserving insertion order,
+    stores the rows in that order; the planner reads them back in rank-ordered chunks.
     """
     if real_listens:
         est = estimate_sql(ps, "popularity", "secondary")
@@ -249,8 +249,7 @@ def scratch_sql(ps: PlanSettings, table: str, real_listens: bool) -> str:
     else:
         order = "popularity DESC, secondary DESC, track_id"
     return (f"CREATE OR REPLACE TEMP TABLE {table} AS "
-            f"SELECT row_number() OVER (ORDER BY {order}) AS rank, q.* "
-            f"FROM ({_query(ps, with_sha=True)}) q ORDER BY rank")
+            f"SELECT * FROM ({_query(ps, with_sha=True)}) q ORDER BY {order}")
 
 
 def representatives(con: duckdb.DuckDBPyConnection, dupkey: np.ndarray,
