@@ -137,17 +137,20 @@ def test_file_changed_while_read_is_not_recorded(tmp_path: Path) -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(data=st.binary(min_size=0, max_size=5000),
-       ops=st.lists(st.tuples(st.integers(0, 6000), st.integers(0, 3000)), max_size=12))
-def test_hashing_reader_hashes_exactly_whatever_the_access_pattern(
-        tmp_path_factory: pytest.TempPathFactory, data: bytes, ops: list[tuple[int, int]]) -> None:
+       ops=st.lists(st.tuples(st.integers(0, 6000), st.integers(0, 3000)), max_size=12),
+       whole=st.booleans())
+def test_readers_hash_exactly_whatever_the_access_pattern(
+        tmp_path_factory: pytest.TempPathFactory, data: bytes, ops: list[tuple[int, int]],
+        whole: bool) -> None:
     path = tmp_path_factory.mktemp("h") / "f.bin"
     path.write_bytes(data)
     tee_path = path.with_suffix(".copy")
     with open(tee_path, "wb") as tee:
-        r = store.HashingReader(str(path), tee)
+        r = (store.WholeFileReader if whole else store.HashingReader)(str(path), tee)
         for pos, n in ops:
             r.seek(pos)
             assert r.read(n) == data[pos:pos + n]
+            assert r.pread(n, pos) == data[pos:pos + n]
         sha, size = r.finish()
         r.close()
     assert sha == hashlib.sha256(data).hexdigest()
@@ -208,3 +211,37 @@ def test_corrupt_data_found_while_fingerprinting_is_refused(tmp_path: Path) -> N
     r = probe(bad, tmp_path, fingerprint=True)
     assert r.status == "quarantined", r
     assert "corrupt" in (r.reason or "")
+
+
+def test_streamed_and_in_memory_reads_give_the_same_result(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Files above store.MAX_IN_MEMORY are streamed through HashingReader; both paths agree,
+    # on good files and on the truncation checks.
+    good = write_audio(tmp_path / "good.ogg", "ogg", seconds=3.0)
+    write_tags(good, title="T", artist=["A", "B"], album="Al", track=1)
+    half = cut(write_audio(tmp_path / "w.flac", "flac", seconds=6.0), tmp_path / "half.flac")
+    in_memory = [probe(p, tmp_path / "a", mode="copy") for p in (good, half)]
+    monkeypatch.setattr(store, "MAX_IN_MEMORY", 100)
+    streamed = [probe(p, tmp_path / "b", mode="copy") for p in (good, half)]
+    assert in_memory[0].status == "ok" and in_memory[1].status == "quarantined"
+    assert in_memory == streamed
+    stored = tmp_path / "b" / store.store_relpath(streamed[0].sha256 or "")
+    assert stored.read_bytes() == good.read_bytes()
+
+
+def test_flac_magic_on_garbage_is_refused(tmp_path: Path) -> None:
+    # The format named by the magic bytes is tried first; when it refuses, probing decides.
+    bad = tmp_path / "bad.flac"
+    bad.write_bytes(b"fLaC" + bytes(range(256)) * 20)
+    r = probe(bad, tmp_path)
+    assert r.status == "quarantined" and r.sha256 is None
+    assert "not a readable audio file" in (r.reason or "") or "unreadable" in (r.reason or "")
+
+
+def test_wav_with_wrong_extension_is_read_by_content(tmp_path: Path) -> None:
+    wav = write_audio(tmp_path / "a.wav", "wav", kind="tone", seconds=1.0)
+    ogg_named = tmp_path / "a.ogg"
+    wav.rename(ogg_named)
+    r = probe(ogg_named, tmp_path)
+    assert r.status == "ok", r.reason
+    assert (r.container, r.codec, r.duration_ms) == ("wav", "pcm_s16le", 1000)

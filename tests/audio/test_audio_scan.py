@@ -267,3 +267,15 @@ def test_an_empty_root_keeps_what_was_scanned_there(arch: Any, run_scan: Scan,
     assert rows(arch.con, "SELECT count(*) FROM audio_files") == [(1,)]
     assert scanmod._count_under([str(drive / "a"), str(drive / "b" / "c"), str(tmp_path / "x")],
                                 drive) == 2
+
+
+def test_tasks_are_sent_largest_first_in_bounded_chunks(tmp_path: Path) -> None:
+    sizes = [5, 3 << 20, 7, 9 << 20, 1 << 20] + [100] * 40
+    tasks = [ScanTask(str(tmp_path / f"f{i}"), s, 1, "in_place", str(tmp_path), False)
+             for i, s in enumerate(sizes)]
+    chunks = list(scanmod._chunks(tasks))
+    flat = [t.size for c in chunks for t in c]
+    assert flat == sorted(sizes, reverse=True)
+    assert all(len(c) <= scanmod.TASK_FILES for c in chunks)
+    # A chunk closes as soon as it reaches TASK_BYTES: no chunk holds more than one big file.
+    assert all(sum(t.size for t in c[:-1]) < scanmod.TASK_BYTES for c in chunks)

@@ -1,7 +1,8 @@
 """Read one audio file: sha256, stream facts, exact duration, tags, fingerprint, integrity.
 
 probe_file() is the unit of work of a scan and runs in worker processes: it reads the file
-once (the demuxer's reads feed the hash and, when copying, the store's temporary file), keeps
+once (into memory, see store.WholeFileReader; the demuxer, the tag reader, the hash and, when
+copying, the store's temporary file all use those bytes), keeps
 the file in the store, and returns plain data. A file that is empty, not audio, corrupt or
 truncated comes back as quarantined with the reason; nothing here raises for a bad file.
 """
@@ -24,8 +25,10 @@ from soundkeep.audio import store
 AUDIO_EXTENSIONS = ("flac", "ogg", "oga", "opus", "mp3", "m4a", "mp4", "aac", "wav")
 # Seconds of audio demuxed and decoded at the end of a file to find where it really ends.
 TAIL_SECONDS = 1.0
-# Packets decoded at the end of a file to check that they are whole.
+# Packets decoded at the end of a file to check that they are whole. A FLAC frame decodes on
+# its own; other codecs (Vorbis, AAC, MP3) need packets before the last to warm up after a seek.
 TAIL_PACKETS = 4
+TAIL_PACKETS_FLAC = 2
 # How far the real end may fall short of the declared length before the file counts as cut.
 MIN_SHORTFALL = 0.5
 # A jump in packet timestamps longer than this means lost frames (Vorbis timestamps jitter by
@@ -101,12 +104,12 @@ def probe_file(task: ScanTask) -> FileResult:
     root = Path(task.root)
     tmp: Path | None = None
     tee = None
-    reader: store.HashingReader | None = None
+    reader: store.Reader | None = None
     try:
         if task.mode == "copy":
             tmp = store.new_tmp_path(root / "store")
             tee = open(tmp, "wb")  # noqa: SIM115 - closed below
-        reader = store.HashingReader(task.path, tee)
+        reader = store.open_reader(task.path, task.size, tee)
         _probe(task, reader, res)
         sha, nbytes = reader.finish()
         st = os.stat(task.path)
@@ -140,6 +143,20 @@ def probe_file(task: ScanTask) -> FileResult:
     return res
 
 
+def preload_libraries() -> None:
+    """Import the demuxer and tag readers now (a worker does this once, before its tasks)."""
+    import av
+    import mutagen.flac
+    import mutagen.id3
+    import mutagen.mp3
+    import mutagen.mp4
+    import mutagen.oggopus
+    import mutagen.oggvorbis
+    import mutagen.wave  # noqa: F401
+
+    av.logging.set_level(av.logging.PANIC)
+
+
 def probe_many(tasks: list[ScanTask]) -> list[FileResult]:
     """Worker entry: scan a few files (one round trip for several small ones)."""
     return [probe_file(t) for t in tasks]
@@ -150,14 +167,23 @@ def _refuse(res: FileResult, reason: str) -> FileResult:
     return res
 
 
-def _probe(task: ScanTask, reader: store.HashingReader, res: FileResult) -> None:
+def _probe(task: ScanTask, reader: store.Reader, res: FileResult) -> None:
     import av
 
     av.logging.set_level(av.logging.PANIC)  # problems are reported as quarantine reasons
-    try:
-        container = av.open(reader, mode="r", buffer_size=1 << 16)
-    except (av.FFmpegError, ValueError, OSError) as exc:
-        raise Refused(f"not a readable audio file ({_av_msg(exc)})") from None
+    # The format named by the first bytes spares the demuxer probing every format it knows;
+    # when that demuxer refuses the file, it is opened again and probed as usual.
+    hint = _format_hint(reader.pread(12, 0))
+    container = None
+    if hint is not None:
+        with contextlib.suppress(av.FFmpegError, ValueError, OSError):
+            container = av.open(reader, mode="r", format=hint, buffer_size=1 << 16)
+    if container is None:
+        reader.seek(0)
+        try:
+            container = av.open(reader, mode="r", buffer_size=1 << 16)
+        except (av.FFmpegError, ValueError, OSError) as exc:
+            raise Refused(f"not a readable audio file ({_av_msg(exc)})") from None
     with container:
         if not container.streams.audio:
             raise Refused("no audio stream")
@@ -169,7 +195,7 @@ def _probe(task: ScanTask, reader: store.HashingReader, res: FileResult) -> None
         res.channels = int(cc.channels or 0) or None
         if not res.sample_rate or not res.channels:
             raise Refused("audio stream without sample rate or channels")
-        exact_header = _read_tags(task.path, res)
+        exact_header = _read_tags(reader.view(), res)
         _tags_from_demuxer(container, stream, res)
         if res.container == "ogg":
             _check_ogg_end(reader)
@@ -182,6 +208,17 @@ def _probe(task: ScanTask, reader: store.HashingReader, res: FileResult) -> None
         res.duration_ms = round(duration * 1000)
         rate = cc.bit_rate or container.bit_rate
         res.bitrate = int(rate) if rate else round(reader.size * 8 / duration)
+
+
+def _format_hint(head: bytes) -> str | None:
+    """The demuxer for a file starting with these bytes, for the formats with a clear magic."""
+    if head[:4] == b"fLaC":
+        return "flac"
+    if head[:4] == b"OggS":
+        return "ogg"
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "wav"
+    return None
 
 
 def _av_msg(exc: BaseException) -> str:
@@ -247,7 +284,8 @@ def _duration(container: Any, stream: Any, exact_header: bool, ends: _Ends) -> f
             ends.seeked()
     # Demux to the end; decode only the last few packets (after a seek the decoder starts
     # cold anyway): that catches a final packet cut short at a fraction of a full decode.
-    last: deque[Any] = deque(maxlen=TAIL_PACKETS)
+    last: deque[Any] = deque(
+        maxlen=TAIL_PACKETS_FLAC if stream.codec_context.name == "flac" else TAIL_PACKETS)
     try:
         for packet in container.demux(stream):
             ends.see(packet)
@@ -319,7 +357,7 @@ def _fingerprint(container: Any, stream: Any, res: FileResult, ends: _Ends) -> N
         res.fingerprint_error = str(exc)[:200] or type(exc).__name__
 
 
-def _check_ogg_end(reader: store.HashingReader) -> None:
+def _check_ogg_end(reader: store.Reader) -> None:
     """An Ogg file must end with a complete page flagged end-of-stream, else it was cut."""
     n = min(reader.size, _OGG_MAX_PAGE + 128)
     tail = reader.pread(n, reader.size - n)
@@ -340,7 +378,7 @@ def _check_ogg_end(reader: store.HashingReader) -> None:
     raise Refused("truncated: the last Ogg page is incomplete")
 
 
-def _check_wav(reader: store.HashingReader) -> None:
+def _check_wav(reader: store.Reader) -> None:
     """A WAV file's data chunk must fit in the file, else it was cut."""
     head = reader.pread(min(reader.size, 1 << 16), 0)
     if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
@@ -406,7 +444,7 @@ def _mbid(value: str | None) -> str | None:
     return value if _UUID.match(value) else None
 
 
-def _read_tags(path: str, res: FileResult) -> bool:
+def _read_tags(source: str | store.MemoryFile, res: FileResult) -> bool:
     """Fill the tag fields with mutagen; returns whether the header gives the exact length."""
     import mutagen
 
@@ -415,7 +453,7 @@ def _read_tags(path: str, res: FileResult) -> bool:
     if cls is None:
         return exact
     try:
-        m = cls(path)
+        m = cls(source)
     except mutagen.MutagenError as exc:
         raise Refused(f"unreadable {res.container} container ({exc})") from None
     tags = m.tags
@@ -455,7 +493,16 @@ def _read_tags(path: str, res: FileResult) -> bool:
         res.tag_track_number = _number(tags.get("trkn"))
         res.tag_disc_number = _number(tags.get("disk"))
     else:  # Vorbis comments (FLAC, Ogg Vorbis, Opus) and APE-like dict tags
+        by_key: dict[str, list[str]] = {}
+        if isinstance(tags, list):
+            # Vorbis comments are a list of (key, value) pairs and mutagen looks a key up by
+            # walking it: one pass here, with the keys case-folded as the format specifies.
+            for k, v in tags:
+                by_key.setdefault(str(k).lower(), []).append(str(v))
+
         def get(key: str) -> list[str]:
+            if isinstance(tags, list):
+                return by_key.get(key, [])
             try:
                 vals = tags.get(key) or tags.get(key.upper()) or []
             except (KeyError, ValueError):

@@ -1,7 +1,9 @@
 """The content-addressed store: store/ab/cd/<sha256>, each file written once (temp name + rename).
 
-A file is read once: HashingReader hands its bytes to the demuxer and, in the same pass,
-feeds them to sha256 and (when copying) to the store's temporary file.
+A file is read once: WholeFileReader reads it into memory with one large read, and the demuxer,
+the tag reader, sha256 and (when copying) the store's temporary file all use those bytes;
+files too large for that go through HashingReader, which hands its reads to the demuxer and,
+in the same pass, feeds them to sha256 and the temporary file.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ class HashingReader:
     """
 
     def __init__(self, path: str, tee: BinaryIO | None = None) -> None:
+        self._path = path
         self._f = open(path, "rb", buffering=0)  # noqa: SIM115 - closed in close()
         self._fd = self._f.fileno()
         self.size = os.fstat(self._fd).st_size
@@ -136,6 +139,10 @@ class HashingReader:
         """Read bytes for a structural check without touching the hash state."""
         return os.pread(self._fd, n, offset)
 
+    def view(self) -> str:
+        """What a second reader (the tag reader) opens: the path."""
+        return self._path
+
     def finish(self) -> tuple[str, int]:
         """Hash the rest of the file; returns (sha256 hex, bytes hashed)."""
         self._hash_until(None)
@@ -144,6 +151,116 @@ class HashingReader:
     def close(self) -> None:
         """Close the underlying file."""
         self._f.close()
+
+
+# Files up to this size are read whole into memory at once (one large read, one hash update,
+# one write of the copy); bigger ones are streamed through HashingReader.
+MAX_IN_MEMORY = 64 << 20
+_WHOLE: bytearray | None = None
+
+
+def _whole_buffer(size: int) -> bytearray:
+    """A per-process buffer of at least size bytes, reused across files.
+
+    A fresh buffer per file costs page faults comparable to hashing it. The buffer is replaced,
+    never resized, so views into an old one stay valid.
+    """
+    global _WHOLE
+    if _WHOLE is None or len(_WHOLE) < size:
+        _WHOLE = bytearray(max(size, CHUNK) + CHUNK)
+    return _WHOLE
+
+
+class MemoryFile:
+    """A read-only file object over bytes in memory (what PyAV and mutagen read from)."""
+
+    def __init__(self, data: memoryview) -> None:
+        self._data = data
+        self._pos = 0
+        self.size = len(data)
+
+    def readable(self) -> bool:
+        """PyAV and mutagen ask before reading."""
+        return True
+
+    def seekable(self) -> bool:
+        """PyAV and mutagen ask before seeking."""
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        """Read from the current position."""
+        start = self._pos
+        end = self.size if n is None or n < 0 else min(self.size, start + n)
+        if end <= start:
+            return b""
+        self._pos = end
+        return bytes(self._data[start:end])
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        """Move the read position."""
+        if whence == 0:
+            pos = offset
+        elif whence == 1:
+            pos = self._pos + offset
+        elif whence == 2:
+            pos = self.size + offset
+        else:
+            raise OSError(f"unsupported whence {whence}")
+        self._pos = max(0, pos)
+        return self._pos
+
+    def tell(self) -> int:
+        """The read position."""
+        return self._pos
+
+
+class WholeFileReader(MemoryFile):
+    """A file read whole into memory with one large read; the same interface as HashingReader.
+
+    The demuxer reads from memory; other readers (tags, structural checks) get their own
+    view of the same bytes; finish() hashes them in one update and writes the copy in one go.
+    """
+
+    def __init__(self, path: str, tee: BinaryIO | None = None) -> None:
+        with open(path, "rb", buffering=0) as f:
+            size = os.fstat(f.fileno()).st_size
+            # One byte more than the size: a file that grew since the stat is noticed.
+            buf = memoryview(_whole_buffer(size + 1))[:size + 1]
+            n = 0
+            while n < len(buf):
+                got = f.readinto(buf[n:])
+                if not got:
+                    break
+                n += got
+        super().__init__(buf[:n])
+        self._tee = tee
+
+    def view(self) -> MemoryFile:
+        """Another reader of the same bytes, with its own position."""
+        return MemoryFile(self._data)
+
+    def pread(self, n: int, offset: int) -> bytes:
+        """Bytes for a structural check (the read position does not move)."""
+        return bytes(self._data[offset:offset + n])
+
+    def finish(self) -> tuple[str, int]:
+        """Hash the bytes (and write the copy); returns (sha256 hex, bytes hashed)."""
+        if self._tee is not None:
+            self._tee.write(self._data)
+        return hashlib.sha256(self._data).hexdigest(), self.size
+
+    def close(self) -> None:
+        """Nothing to close (the file was closed after reading)."""
+
+
+Reader = HashingReader | WholeFileReader
+
+
+def open_reader(path: str, size: int, tee: BinaryIO | None = None) -> Reader:
+    """The reader for a file of this size: whole in memory, or streamed when large."""
+    if size <= MAX_IN_MEMORY:
+        return WholeFileReader(path, tee)
+    return HashingReader(path, tee)
 
 
 def commit_tmp(tmp: Path, root: Path, sha256: str, read_only: bool = True) -> bool:
