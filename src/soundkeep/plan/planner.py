@@ -304,7 +304,7 @@ def small_pages() -> Iterator[None]:
 def _insert_rows(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
     """Append plan rows (inside the caller's transaction)."""
     # Several batches, so that DuckDB reads (and compresses) them on every thread.
-    table = pa.Table.from_batches(table.to_batches(max_chunksize=1 << 20),
+    table = pa.Table.from_batches(table.to_batches(max_chunksize=1 << 17),
                                  schema=table.schema)
     con.register("_plan_new", table)
     try:
@@ -427,14 +427,23 @@ class Chunk:
 
 
 def _read_chunk(con: duckdb.DuckDBPyConnection, ps: PlanSettings, isrc: Isrc, where: str,
-                params: list[int], columns: str) -> Chunk:
-    cols: dict[str, Any] = con.execute(
-        f"SELECT {columns} FROM {SCRATCH} WHERE {where}", params).fetchnumpy()
-    rank = np.asarray(cols["rank"], dtype=np.int64)
+                columns: str) -> Chunk:
+    table = con.sql(f"SELECT {columns} FROM {SCRATCH} WHERE {where}").to_arrow_table()
+    rank = np.asarray(table.column("rank").to_numpy(), dtype=np.int64)
     if rank.size > 1 and not bool(np.all(rank[1:] > rank[:-1])):
         by = np.argsort(rank)
-        cols = {k: v[by] for k, v in cols.items()}
+        table = table.take(pa.array(by))
         rank = rank[by]
+    cols: dict[str, Any] = {}
+    for name in table.column_names:
+        col = table.column(name)
+        if name == "sha256":
+            cols[name] = col.combine_chunks()
+        elif col.null_count:
+            cols[name] = np.ma.MaskedArray(col.fill_null(0).to_numpy(),
+                                           mask=col.is_null().to_numpy(zero_copy_only=False))
+        else:
+            cols[name] = col.to_numpy()
     code = {s: i for i, s in enumerate(statuses(ps))}
     pop = np.asarray(cols["popularity"], dtype=np.int16)
     secondary = np.asarray(cols["secondary"], dtype=np.float64)
@@ -467,7 +476,7 @@ def _read_chunk(con: duckdb.DuckDBPyConnection, ps: PlanSettings, isrc: Isrc, wh
 def _chunks(con: duckdb.DuckDBPyConnection, ps: PlanSettings, isrc: Isrc, n: int,
             columns: str) -> Iterator[Chunk]:
     for lo in range(0, n, CHUNK_ROWS):
-        yield _read_chunk(con, ps, isrc, "rowid >= ? AND rowid < ?", [lo, lo + CHUNK_ROWS],
+        yield _read_chunk(con, ps, isrc, f"rowid >= {lo} AND rowid < {lo + CHUNK_ROWS}",
                           columns)
 
 
@@ -516,7 +525,7 @@ def _sample_window(con: duckdb.DuckDBPyConnection, ps: PlanSettings, isrc: Isrc,
     if n <= 4 * SAMPLE_ROWS:
         return _Window(-np.inf, np.inf)
     stride = n // SAMPLE_ROWS
-    inc = _read_chunk(con, ps, isrc, "(rowid + 1) % ? = 0", [stride], _NARROW).inc
+    inc = _read_chunk(con, ps, isrc, f"(rowid + 1) % {stride} = 0", _NARROW).inc
     if len(inc.eff) == 0:
         return _Window(-np.inf, np.inf)
     order = np.argsort(-inc.eff, kind="stable")
@@ -682,10 +691,6 @@ def _plan_table(chunk: Chunk, out: dict[str, Any], ps: PlanSettings, plan_id: in
     names = statuses(ps)
     tier_names = pa.array([t.name for t in ps.tiers])
     held_bytes = c["held_bytes"]
-    sha = c["sha256"]
-    sha_mask = np.ma.getmaskarray(sha) if isinstance(sha, np.ma.MaskedArray) else None
-    sha_arr = pa.array(np.ma.getdata(sha) if sha_mask is not None else sha, type=pa.string(),
-                       mask=sha_mask)
     return pa.table({
         "plan_id": pa.array(np.full(n, plan_id, dtype=np.int32)),
         "track_id": pa.array(np.asarray(c["track_id"], dtype=np.int64)),
@@ -699,7 +704,7 @@ def _plan_table(chunk: Chunk, out: dict[str, Any], ps: PlanSettings, plan_id: in
         "duplicate_of": pa.array(out["duplicate_of"], mask=out["duplicate_of"] == -1),
         "duration_ms": pa.array(c["duration_ms"].astype(np.int32)),
         "held_bytes": pa.array(held_bytes, mask=held_bytes == 0),
-        "sha256": sha_arr,
+        "sha256": c["sha256"],
     })
 
 
