@@ -231,7 +231,7 @@ class _Context:
         self.ns = _lit(namespace)
         self.file = _lit(res.file)
         self.source_id = source_id
-        self._staged: dict[str, pa.Table] = {}
+        self._staged: dict[str, bool] = {}
         self.fields = ENTITIES[res.entity]
         self.max_chars = arch.settings.typed("ingest.max_field_chars", int, 1)
         self.sep = _lit(mapping.list_separator)
@@ -495,19 +495,19 @@ class _Context:
         return f"{self.source_id}, _row, skey"
 
     def stage(self, name: str, sql: str) -> None:
-        """Materialise a query as an Arrow table registered under `name`.
+        """Materialise a query as the temp table `name` (replacing it).
 
-        Not a temp table: inside the file's transaction every replaced temp table would be
-        kept until commit (spilling to disk batch after batch); an Arrow table is freed as
-        soon as the next batch replaces it, so memory and disk stay bounded."""
-        table = self.con.sql(sql).to_arrow_table()
-        self.con.register(name, table)
-        self._staged[name] = table
+        Inside the file's transaction DuckDB keeps every replaced version until commit (it
+        spills them to the temp directory, so memory stays bounded): temporary disk grows with
+        the file, which is why very large inputs come as part files (synth writes parts of
+        16 M tracks), each its own transaction."""
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+        self._staged[name] = True
 
     def unstage(self, name: str) -> None:
         """Drop a staged table."""
         if self._staged.pop(name, None) is not None:
-            self.con.unregister(name)
+            self.con.execute(f"DROP TABLE IF EXISTS temp.{name}")
 
     def release(self) -> None:
         """Drop every staged table (end of file)."""
@@ -562,15 +562,16 @@ class _Context:
     def _check_replace(self, table: str, column: str) -> None:
         """Whether this batch's ids are already in the catalog (then they replace those rows).
 
-        Only a source ingested before, or an earlier batch of this file, can hold them; for a
-        new source the check scans just this file's rows (pruned by source_id)."""
-        if self.source_seen:
-            self.replace = True
-        elif self.first_batch:
+        Only this source's earlier files, or an earlier batch of this file, can hold them; the
+        check reads just those rows (row groups of other sources are skipped by source_id)."""
+        if self.first_batch and not self.source_seen:
             self.replace = False
-        else:
-            self.replace = bool(scalar(self.con, f"""SELECT count(*) FROM {table}
-                WHERE source_id = {self.source_id} AND {column} IN (SELECT eid FROM v)"""))
+            return
+        earlier = (f"(SELECT source_id FROM sources WHERE source_name = {self.ns} "
+                   f"AND entity = '{self.res.entity}')")
+        self.replace = bool(scalar(self.con, f"""SELECT count(*) FROM {table}
+            WHERE (source_id = {self.source_id} OR source_id IN {earlier})
+              AND {column} IN (SELECT eid FROM v)"""))
 
     def _delete_existing(self, table: str, column: str, ids_sql: str) -> None:
         if self.replace:

@@ -26,6 +26,9 @@ from soundkeep.errors import SoundkeepError
 
 TRACKS_PER_ARTIST = 256 / 15.4
 CHUNK_TRACKS = 1_000_000
+# Tracks per output file: larger catalogs come as part files (tracks-0000.parquet, ...), so
+# each part is ingested in its own transaction.
+PART_CHUNKS = 16
 # Several row groups per chunk, so readers (DuckDB among them) scan one file on many threads.
 ROW_GROUP_ROWS = 131_072
 
@@ -223,7 +226,10 @@ class _Writer:
 
 def write_catalog(out: Path, tracks: int, seed: int = 0,
                   on_progress: Callable[[int], None] | None = None) -> SynthSummary:
-    """Write artists.parquet, releases.parquet and tracks.parquet for a catalog of N tracks."""
+    """Write artists.parquet, releases.parquet and tracks.parquet for a catalog of N tracks.
+
+    Beyond PART_CHUNKS * CHUNK_TRACKS tracks, releases and tracks come as numbered parts.
+    """
     if tracks < 1:
         raise SoundkeepError("need at least one track", field="tracks", value=tracks,
                              expected="an integer >= 1")
@@ -236,9 +242,23 @@ def write_catalog(out: Path, tracks: int, seed: int = 0,
     labels = _vocabulary(seed + 3, 5_000, 2)
     key_p = _key_probabilities()
 
-    tw = _Writer(out / "tracks.parquet", _TRACK_SCHEMA, "tracks", source)
-    rw = _Writer(out / "releases.parquet", _RELEASE_SCHEMA, "releases", source)
     n_chunks = -(-tracks // CHUNK_TRACKS)
+    n_parts = -(-n_chunks // PART_CHUNKS)
+    files = ["artists.parquet"]
+
+    def part_name(entity: str, part: int) -> str:
+        return f"{entity}.parquet" if n_parts == 1 else f"{entity}-{part:04d}.parquet"
+
+    writers: dict[str, _Writer] = {}
+
+    def writer(entity: str, schema: pa.Schema, part: int) -> _Writer:
+        name = part_name(entity, part)
+        if entity in writers and writers[entity].path.name != name:
+            writers.pop(entity).close()
+        if entity not in writers:
+            writers[entity] = _Writer(out / name, schema, entity, source)
+            files.append(name)
+        return writers[entity]
 
     def make(k: int) -> tuple[pa.Table, pa.Table]:
         size = min(CHUNK_TRACKS, tracks - k * CHUNK_TRACKS)
@@ -255,13 +275,13 @@ def write_catalog(out: Path, tracks: int, seed: int = 0,
             t_table, r_table = pending.pop(0).result()
             if k + 2 < n_chunks:
                 pending.append(pool.submit(make, k + 2))
-            tw.write(t_table)
-            rw.write(r_table)
+            writer("releases", _RELEASE_SCHEMA, k // PART_CHUNKS).write(r_table)
+            writer("tracks", _TRACK_SCHEMA, k // PART_CHUNKS).write(t_table)
             n_releases += r_table.num_rows
             if on_progress:
                 on_progress(t_table.num_rows)
-    tw.close()
-    rw.close()
+    for w in writers.values():
+        w.close()
 
     aw = _Writer(out / "artists.parquet", _ARTIST_SCHEMA, "artists", source)
     for start in range(0, n_artists, CHUNK_TRACKS):
@@ -270,8 +290,9 @@ def write_catalog(out: Path, tracks: int, seed: int = 0,
                           vocab_first, vocab_last))
     aw.close()
     return SynthSummary(tracks=tracks, releases=n_releases, artists=n_artists, seed=seed,
-                        source=source,
-                        files=["artists.parquet", "releases.parquet", "tracks.parquet"])
+                        source=source, files=sorted(files, key=lambda f: (
+                            ("artists", "releases", "tracks").index(f.split(".")[0].split("-")[0]),
+                            f)))
 
 
 _TRACK_SCHEMA = pa.schema([
