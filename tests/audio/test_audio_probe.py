@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from soundkeep.audio import fingerprint as fpmod
 from soundkeep.audio import store
-from soundkeep.audio.probe import FileResult, ScanTask, probe_file
+from soundkeep.audio.probe import FileResult, ScanTask, probe_file, probe_many
 
 MBID = "0f0e9a2a-4a5e-4c6c-9f6c-2b1e8d1c7a11"
 CODECS = {"flac": "flac", "ogg": "vorbis", "opus": "opus", "mp3": "mp3", "m4a": "aac",
@@ -116,7 +116,8 @@ def test_quarantined_copy_leaves_no_temporary_file(tmp_path: Path) -> None:
     root = tmp_path / "arch"
     r = probe(bad, root, mode="copy")
     assert r.status == "quarantined"
-    assert list((root / "store" / ".tmp").iterdir()) == []
+    tmp = root / "store" / ".tmp"
+    assert not tmp.exists() or list(tmp.iterdir()) == []
 
 
 def test_link_mode_shares_the_inode(tmp_path: Path) -> None:
@@ -245,3 +246,31 @@ def test_wav_with_wrong_extension_is_read_by_content(tmp_path: Path) -> None:
     r = probe(ogg_named, tmp_path)
     assert r.status == "ok", r.reason
     assert (r.container, r.codec, r.duration_ms) == ("wav", "pcm_s16le", 1000)
+
+
+def test_a_chunk_of_copies_is_stored_once_each_and_known_contents_are_not_rewritten(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    a = write_audio(tmp_path / "in" / "a.flac", "flac", seconds=1.0, seed=1)
+    b = write_audio(tmp_path / "in" / "b.opus", "opus", seconds=1.0, seed=2)
+    dup = tmp_path / "in" / "dup.flac"
+    dup.write_bytes(a.read_bytes())
+    bad = tmp_path / "in" / "bad.flac"
+    bad.write_bytes(b"not audio at all" * 100)
+    root = tmp_path / "arch"
+
+    def tasks(*paths: Path) -> list[ScanTask]:
+        return [ScanTask(str(p), p.stat().st_size, p.stat().st_mtime_ns, "copy", str(root),
+                         False, fsync=True) for p in paths]
+
+    res = probe_many(tasks(a, dup, b, bad))
+    assert [r.status for r in res] == ["ok", "ok", "ok", "quarantined"]
+    assert [r.stored for r in res] == [True, False, True, False]  # the duplicate: once
+    for r, p in zip(res[:3], (a, dup, b), strict=True):
+        assert (root / store.store_relpath(r.sha256 or "")).read_bytes() == p.read_bytes()
+    assert list((root / "store" / ".tmp").iterdir()) == []
+    # Contents the store holds are not written again (no temporary file at all).
+    made: list[Path] = []
+    new_tmp = store.new_tmp_path
+    monkeypatch.setattr(store, "new_tmp_path", lambda d: made.append(new_tmp(d)) or made[-1])
+    again = probe_many(tasks(a, b))
+    assert [r.stored for r in again] == [False, False] and made == []

@@ -96,8 +96,22 @@ def is_audio_name(name: str, extensions: tuple[str, ...] = AUDIO_EXTENSIONS) -> 
     return dot > 0 and name[dot + 1:].lower() in extensions
 
 
-def probe_file(task: ScanTask) -> FileResult:
-    """Scan one file: hash, probe, check, read tags, fingerprint, store; never raises for it."""
+@dataclass
+class _Staged:
+    """A copy written to a temporary name, waiting for its fsync and its final name."""
+
+    res: FileResult
+    tmp: Path
+    file: Any                     # the open temporary file
+
+
+def probe_file(task: ScanTask, staged: list[_Staged] | None = None) -> FileResult:
+    """Scan one file: hash, probe, check, read tags, fingerprint, store; never raises for it.
+
+    A copy is written only when the store lacks the content. With `staged`, a new copy is
+    left at its temporary name and listed there for commit_staged() (which syncs several
+    copies together); without it, it is synced and renamed at once.
+    """
     res = FileResult(task.path, task.size, task.mtime_ns)
     if task.size == 0:
         return _refuse(res, "empty file (0 bytes)")
@@ -106,10 +120,13 @@ def probe_file(task: ScanTask) -> FileResult:
     tee = None
     reader: store.Reader | None = None
     try:
-        if task.mode == "copy":
-            tmp = store.new_tmp_path(root / "store")
-            tee = open(tmp, "wb")  # noqa: SIM115 - closed below
-        reader = store.open_reader(task.path, task.size, tee)
+        if task.size <= store.MAX_IN_MEMORY:
+            reader = store.WholeFileReader(task.path)
+        else:  # streamed: the copy is written as the file is read
+            if task.mode == "copy":
+                tmp = store.new_tmp_path(root / "store")
+                tee = open(tmp, "wb")  # noqa: SIM115 - closed below
+            reader = store.HashingReader(task.path, tee)
         _probe(task, reader, res)
         sha, nbytes = reader.finish()
         st = os.stat(task.path)
@@ -117,14 +134,21 @@ def probe_file(task: ScanTask) -> FileResult:
             res.status, res.reason = "changed", "the file changed while it was read"
             return res
         res.sha256 = sha
-        if tee is not None and tmp is not None:
+        if (task.mode == "copy" and tee is None and isinstance(reader, store.WholeFileReader)
+                and not (root / store.store_relpath(sha)).exists()):
+            tmp = store.new_tmp_path(root / "store")
+            tee = open(tmp, "wb")  # noqa: SIM115 - closed below
+            tee.write(reader.data)
             tee.flush()
             if task.fsync:
-                os.fsync(tee.fileno())
-            tee.close()
-            tee = None
-            res.stored = store.commit_tmp(tmp, root, sha)
-            tmp = None
+                store.start_writeback(tee.fileno())
+        if tee is not None and tmp is not None:
+            if staged is not None:
+                staged.append(_Staged(res, tmp, tee))
+                tee = tmp = None
+                return res
+            _commit(res, tmp, tee, root, task.fsync)
+            tee = tmp = None
         elif task.mode == "link":
             res.stored = store.link_into_store(task.path, root, sha)
     except Refused as exc:
@@ -143,6 +167,32 @@ def probe_file(task: ScanTask) -> FileResult:
     return res
 
 
+def _commit(res: FileResult, tmp: Path, file: Any, root: Path, fsync: bool) -> None:
+    """Sync a written copy and give it its content address (the file is closed here)."""
+    try:
+        file.flush()
+        if fsync:
+            os.fsync(file.fileno())
+    finally:
+        file.close()
+    res.stored = store.commit_tmp(tmp, root, res.sha256 or "")
+
+
+def commit_staged(staged: list[_Staged], root: str, fsync: bool) -> None:
+    """Sync and rename staged copies; a copy that cannot be written quarantines its file.
+
+    Syncing copies one after the other, once all were written and their write-back started,
+    costs less than syncing each one as soon as it is written.
+    """
+    for st in staged:
+        try:
+            _commit(st.res, st.tmp, st.file, Path(root), fsync)
+        except OSError as exc:
+            st.tmp.unlink(missing_ok=True)
+            _refuse(st.res, f"cannot store: {exc.strerror or exc}")
+            st.res.stored = False
+
+
 def preload_libraries() -> None:
     """Import the demuxer and tag readers now (a worker does this once, before its tasks)."""
     import av
@@ -159,7 +209,17 @@ def preload_libraries() -> None:
 
 def probe_many(tasks: list[ScanTask]) -> list[FileResult]:
     """Worker entry: scan a few files (one round trip for several small ones)."""
-    return [probe_file(t) for t in tasks]
+    staged: list[_Staged] = []
+    try:
+        results = [probe_file(t, staged) for t in tasks]
+    except BaseException:
+        for st in staged:
+            st.file.close()
+            st.tmp.unlink(missing_ok=True)
+        raise
+    if staged:
+        commit_staged(staged, tasks[0].root, tasks[0].fsync)
+    return results
 
 
 def _refuse(res: FileResult, reason: str) -> FileResult:

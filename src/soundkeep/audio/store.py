@@ -8,6 +8,7 @@ in the same pass, feeds them to sha256 and the temporary file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
@@ -235,6 +236,11 @@ class WholeFileReader(MemoryFile):
         super().__init__(buf[:n])
         self._tee = tee
 
+    @property
+    def data(self) -> memoryview:
+        """The file's bytes."""
+        return self._data
+
     def view(self) -> MemoryFile:
         """Another reader of the same bytes, with its own position."""
         return MemoryFile(self._data)
@@ -256,11 +262,14 @@ class WholeFileReader(MemoryFile):
 Reader = HashingReader | WholeFileReader
 
 
-def open_reader(path: str, size: int, tee: BinaryIO | None = None) -> Reader:
-    """The reader for a file of this size: whole in memory, or streamed when large."""
-    if size <= MAX_IN_MEMORY:
-        return WholeFileReader(path, tee)
-    return HashingReader(path, tee)
+def start_writeback(fd: int) -> None:
+    """Start writing a file's dirty pages to disk without waiting (Linux), so that a later
+    fsync finds little left to do."""
+    sync_range = getattr(os, "sync_file_range", None)
+    flag = getattr(os, "SYNC_FILE_RANGE_WRITE", None)
+    if sync_range is not None and flag is not None:
+        with contextlib.suppress(OSError):
+            sync_range(fd, 0, 0, flag)
 
 
 def commit_tmp(tmp: Path, root: Path, sha256: str, read_only: bool = True) -> bool:
