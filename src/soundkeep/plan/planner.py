@@ -143,7 +143,10 @@ def value_listens(listens: np.ndarray, dup_rows: np.ndarray, rep_rows: np.ndarra
 
 def compute(inp: Inputs, ps: PlanSettings, con: duckdb.DuckDBPyConnection,
             summary: bool = True) -> Computed:
-    """Decide every track's status, tier, size and phase (con is used to sort by rank).
+    """Decide every track's status, tier, size and phase, the whole catalog at once.
+
+    The reference computation: make_plan gives the same rows in bounded memory (chunks).
+    con is used to sort by rank.
 
     With summary=False the figures are left to comp.summarize(), to run beside the write.
     """

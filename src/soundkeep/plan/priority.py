@@ -5,8 +5,10 @@ secondary priority of the reference design), then the secondary priority, then t
 One copy per ISRC: among the rows sharing an ISRC, the first usable row in rank order is the
 representative; the plan decides which of the others are skipped as its duplicates.
 
-The rows stay in the order the query returns them; `rank` and `order` (row indices in rank
-order) come from one sort in DuckDB over a narrow Arrow table, so no wide table is ever sorted.
+The planner (make_plan) has DuckDB build a scratch table of every input in rank order
+(scratch_sql) and reads it in chunks. load_inputs / rank_order hold a whole catalog in
+memory: they serve the whole-catalog reference computation (planner.compute) that the tests
+compare the chunked planner with.
 """
 
 from __future__ import annotations
