@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from soundkeep.audio import fingerprint as fpmod
+from soundkeep.audio import probe as probe_mod
 from soundkeep.audio import store
 from soundkeep.audio.probe import FileResult, ScanTask, probe_file, probe_many
 
@@ -274,3 +275,18 @@ def test_a_chunk_of_copies_is_stored_once_each_and_known_contents_are_not_rewrit
     monkeypatch.setattr(store, "new_tmp_path", lambda d: made.append(new_tmp(d)) or made[-1])
     again = probe_many(tasks(a, b))
     assert [r.stored for r in again] == [False, False] and made == []
+
+
+def test_small_file_is_demuxed_whole_and_a_hole_in_the_middle_is_refused(tmp_path: Path) -> None:
+    # Below SEEK_MIN_BYTES the whole file is demuxed (cheaper than a seek), so lost frames
+    # anywhere are found even without fingerprints.
+    good = write_audio(tmp_path / "g.flac", "flac", seconds=3.0)
+    data = bytearray(good.read_bytes())
+    assert len(data) < probe_mod.SEEK_MIN_BYTES
+    mid = len(data) // 2
+    data[mid:mid + 3000] = os.urandom(3000)
+    bad = tmp_path / "bad.flac"
+    bad.write_bytes(bytes(data))
+    assert probe(good, tmp_path).status == "ok"
+    r = probe(bad, tmp_path)
+    assert r.status == "quarantined" and "corrupt audio data" in (r.reason or ""), r.reason

@@ -29,6 +29,9 @@ TAIL_SECONDS = 1.0
 # its own; other codecs (Vorbis, AAC, MP3) need packets before the last to warm up after a seek.
 TAIL_PACKETS = 4
 TAIL_PACKETS_FLAC = 2
+# Files smaller than this are demuxed whole rather than seeked near their end: a seek costs
+# as much as demuxing a few hundred kilobytes (and the whole file is checked for holes).
+SEEK_MIN_BYTES = 384 << 10
 # How far the real end may fall short of the declared length before the file counts as cut.
 MIN_SHORTFALL = 0.5
 # A jump in packet timestamps longer than this means lost frames (Vorbis timestamps jitter by
@@ -264,7 +267,7 @@ def _probe(task: ScanTask, reader: store.Reader, res: FileResult) -> None:
         ends = _Ends(stream.time_base, stream.start_time or 0)
         if task.fingerprint:
             _fingerprint(container, stream, res, ends)
-        duration = _duration(container, stream, exact_header, ends)
+        duration = _duration(container, stream, exact_header, ends, reader.size)
         res.duration_ms = round(duration * 1000)
         rate = cc.bit_rate or container.bit_rate
         res.bitrate = int(rate) if rate else round(reader.size * 8 / duration)
@@ -329,14 +332,15 @@ class _Ends:
         self.next_pts = None
 
 
-def _duration(container: Any, stream: Any, exact_header: bool, ends: _Ends) -> float:
+def _duration(container: Any, stream: Any, exact_header: bool, ends: _Ends, size: int
+              ) -> float:
     """The exact length in seconds: where the demuxed audio really ends (see module doc)."""
     import av
 
     tb = stream.time_base
     start = stream.start_time or 0
     declared = _declared(container, stream) if exact_header else None
-    if declared is not None and declared > 2 * TAIL_SECONDS:
+    if declared is not None and declared > 2 * TAIL_SECONDS and size > SEEK_MIN_BYTES:
         target = start + int((declared - TAIL_SECONDS) / tb)
         # Where seeking fails, demux on from where we are, to the end.
         with contextlib.suppress(av.FFmpegError):
