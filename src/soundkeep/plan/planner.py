@@ -758,6 +758,34 @@ def _make_plan(con: duckdb.DuckDBPyConnection, ps: PlanSettings,
         con.execute(f"DROP TABLE IF EXISTS {SCRATCH}")
 
 
+def _write_chunks(con: duckdb.DuckDBPyConnection, ps: PlanSettings, isrc: Isrc, n: int,
+                  cut: knapsack.Cut | None, holdings: bool, tot: _Totals, plan_id: int) -> None:
+    """Decide and insert every chunk; DuckDB inserts one chunk while numpy decides the next.
+
+    The connection is used by one thread at a time: the next chunk is read before the
+    previous one's insert starts.
+    """
+    starts = list(range(0, n, CHUNK_ROWS))
+
+    def read(lo: int) -> Chunk:
+        return _read_chunk(con, ps, isrc, f"rowid >= {lo} AND rowid < {lo + CHUNK_ROWS}",
+                           _COLUMNS)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        writing = None
+        chunk = read(starts[0]) if starts else None
+        for i in range(len(starts)):
+            assert chunk is not None
+            table = _plan_table(chunk, _decide(chunk, ps, isrc, cut, holdings, tot), ps,
+                                plan_id)
+            if writing is not None:
+                writing.result()
+            chunk = read(starts[i + 1]) if i + 1 < len(starts) else None
+            writing = pool.submit(_insert_rows, con, table)
+        if writing is not None:
+            writing.result()
+
+
 def _plan_scratch(con: duckdb.DuckDBPyConnection, ps: PlanSettings,
                   say: Callable[[str], None]) -> PlanResult:
     # Order-independent: the wrapping 64-bit sum of the row hashes, with the row count (summed
@@ -784,9 +812,7 @@ def _plan_scratch(con: duckdb.DuckDBPyConnection, ps: PlanSettings,
     tot = _Totals(n_status=len(statuses(ps)), n_tiers=len(ps.tiers))
     con.execute("BEGIN TRANSACTION")
     try:
-        for chunk in _chunks(con, ps, isrc, n, _COLUMNS):
-            out = _decide(chunk, ps, isrc, cut, holdings, tot)
-            _insert_rows(con, _plan_table(chunk, out, ps, plan_id))
+        _write_chunks(con, ps, isrc, n, cut, holdings, tot, plan_id)
         summary = {"plan_id": plan_id, **_final_summary(tot, ps, n, cut, holdings)}
         con.execute(
             "INSERT INTO plans (plan_id, created_at, settings_json, catalog_fingerprint, "
