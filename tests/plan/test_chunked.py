@@ -146,3 +146,19 @@ def test_the_fingerprint_is_the_exact_wrapping_sum_of_row_hashes() -> None:
     stored = con.execute("SELECT catalog_fingerprint FROM plans").fetchall()[0][0]
     assert stored == inp.fingerprint
     assert not stored.endswith("00000000")
+
+
+def test_an_archive_connection_keeps_rank_order_and_its_setting(make_archive) -> None:  # type: ignore[no-untyped-def]
+    arch = make_archive(n=3000, seed=5)
+    con = arch.con
+    assert con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0] \
+        is False
+    ps = load_plan_settings(settings({"plan.budget": "2GB"}))
+    want_rows, _ = reference(con, ps)
+    with sizes(257, 16, 1 / 64):
+        got_rows, _ = chunked(con, ps)
+    assert got_rows == want_rows
+    assert con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0] \
+        is False
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    assert planner.SCRATCH not in tables
