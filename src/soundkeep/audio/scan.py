@@ -363,6 +363,11 @@ def _run(tasks: list[ScanTask], workers: int,
         for t in tasks:
             yield from work([t])
         return
+    ctx = _mp_context()
+    if ctx.get_start_method() == "fork":
+        # Loaded once here, the libraries come with every forked worker (and every later pool
+        # of this process) instead of being imported by each worker.
+        preload_libraries()
     queue = list(_chunks(tasks))
     queue.reverse()
     suspects: list[ScanTask] = []  # files in flight when a worker died
@@ -375,7 +380,7 @@ def _run(tasks: list[ScanTask], workers: int,
         if alone:
             suspects = []
         crashed: list[list[ScanTask]] = []
-        with ProcessPoolExecutor(max_workers=1 if alone else n, mp_context=_mp_context(),
+        with ProcessPoolExecutor(max_workers=1 if alone else n, mp_context=ctx,
                                  initializer=_worker_init) as pool:
             running: dict[Future[list[FileResult]], list[ScanTask]] = {}
             try:
