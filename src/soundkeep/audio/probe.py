@@ -291,10 +291,16 @@ def _av_msg(exc: BaseException) -> str:
 
 def _declared(container: Any, stream: Any) -> float | None:
     if stream.duration is not None and stream.duration > 0:
-        return float(stream.duration * stream.time_base)
+        return _seconds(stream.duration, stream.time_base)
     if container.duration is not None and container.duration > 0:
         return container.duration / 1_000_000
     return None
+
+
+def _seconds(ticks: int, time_base: Any) -> float:
+    """ticks x time_base in seconds: float(ticks * time_base) without Fraction arithmetic
+    (a few of those per file cost as much as a packet's decoding); the same float."""
+    return ticks * time_base.numerator / time_base.denominator
 
 
 class _Ends:
@@ -311,15 +317,15 @@ class _Ends:
         self.last_dur = 0
         self.pts: int | None = None
         self.next_pts: int | None = None   # None right after a seek
-        self.max_gap = int(MAX_GAP_SECONDS / time_base)
+        self.max_gap = int(MAX_GAP_SECONDS / float(time_base))
 
     def see(self, packet: Any) -> None:
         """Account for one packet; a hole in the timestamps refuses the file."""
         if packet.pts is None:
             return
         if self.next_pts is not None and packet.pts - self.next_pts > self.max_gap:
-            gap = float((packet.pts - self.next_pts) * self.tb)
-            at = float((self.next_pts - self.start) * self.tb)
+            gap = _seconds(packet.pts - self.next_pts, self.tb)
+            at = _seconds(self.next_pts - self.start, self.tb)
             raise Refused(f"corrupt audio data: {gap:.2f} s missing at {at:.1f} s")
         self.pts = packet.pts
         self.last_dur = packet.duration or 0
@@ -341,7 +347,7 @@ def _duration(container: Any, stream: Any, exact_header: bool, ends: _Ends, size
     start = stream.start_time or 0
     declared = _declared(container, stream) if exact_header else None
     if declared is not None and declared > 2 * TAIL_SECONDS and size > SEEK_MIN_BYTES:
-        target = start + int((declared - TAIL_SECONDS) / tb)
+        target = start + int((declared - TAIL_SECONDS) / float(tb))
         # Where seeking fails, demux on from where we are, to the end.
         with contextlib.suppress(av.FFmpegError):
             container.seek(target, stream=stream, backward=True, any_frame=False)
@@ -361,7 +367,7 @@ def _duration(container: Any, stream: Any, exact_header: bool, ends: _Ends, size
             for _frame in packet.decode():
                 pass
     except av.FFmpegError as exc:
-        at = None if ends.pts is None else float((ends.pts - start) * tb)
+        at = None if ends.pts is None else _seconds(ends.pts - start, tb)
         if declared is not None and at is not None and declared - at > MIN_SHORTFALL:
             raise Refused(f"truncated: the audio breaks off at {at:.1f} s "
                           f"of {declared:.1f} s ({_av_msg(exc)})") from None
@@ -369,12 +375,12 @@ def _duration(container: Any, stream: Any, exact_header: bool, ends: _Ends, size
         raise Refused(f"corrupt audio data{where} ({_av_msg(exc)})") from None
     if ends.end is None:
         raise Refused("no audio packets (zero duration)")
-    real = float((ends.end - start) * tb)
+    real = _seconds(ends.end - start, tb)
     if real <= 0:
         raise Refused("no audio packets (zero duration)")
     if declared is not None:
         shortfall = declared - real
-        if shortfall > max(MIN_SHORTFALL, 3 * float(ends.last_dur * tb)):
+        if shortfall > max(MIN_SHORTFALL, 3 * _seconds(ends.last_dur, tb)):
             raise Refused(f"truncated: the audio ends at {real:.1f} s of {declared:.1f} s")
         return min(declared, real)
     return real
@@ -402,7 +408,7 @@ def _fingerprint(container: Any, stream: Any, res: FileResult, ends: _Ends) -> N
             except StopIteration:
                 return
             except av.FFmpegError as exc:
-                at = "" if ends.pts is None else f" at {float(ends.pts * tb):.1f} s"
+                at = "" if ends.pts is None else f" at {_seconds(ends.pts, tb):.1f} s"
                 raise Refused(f"corrupt audio data{at} ({_av_msg(exc)})") from None
             for frame in frames:
                 for out in resampler.resample(frame):
