@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import shutil
 import signal
@@ -227,7 +228,13 @@ def crash_on_marked(tasks: list[ScanTask]) -> list[FileResult]:
     return [FileResult(t.path, t.size, t.mtime_ns, sha256="0" * 64) for t in tasks]
 
 
-def test_worker_crash_quarantines_only_the_file_that_caused_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("start", ["default", "spawn"])
+def test_worker_crash_quarantines_only_the_file_that_caused_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, start: str) -> None:
+    # Workers are forked on Linux; spawned workers (other systems) behave the same.
+    if start == "spawn":
+        monkeypatch.setattr(scanmod, "_mp_context",
+                            lambda: multiprocessing.get_context("spawn"))
     tasks = [ScanTask(str(tmp_path / f"{'BOOM' if i == 7 else 'f'}{i}.flac"), 1, 1,
                       "in_place", str(tmp_path), False) for i in range(20)]
     results = {r.path: r for r in scanmod._run(tasks, 2, crash_on_marked)}
