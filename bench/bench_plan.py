@@ -13,6 +13,7 @@ own. Baselines in the same run:
     python bench/bench_plan.py --sizes 1000000       # one size
     python bench/bench_plan.py --with-100m           # also 100 M (needs ~40 GB of disk)
     python bench/bench_plan.py --memory-limit 1GB    # DuckDB's memory limit for the plan
+    python bench/bench_plan.py --heap                # also the Python side's peak heap
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def prepare(root: Path, n: int) -> None:
     done.write_text("ok")
 
 
-def run_one(root: Path, n: int, memory_limit: str | None = None) -> dict[str, object]:
+def run_one(root: Path, n: int, memory_limit: str | None = None,
+            heap: bool = False) -> dict[str, object]:
     """Plan the prepared archive once (and again, unchanged); time, CPU, memory, figures."""
     import numpy as np
 
@@ -87,6 +89,17 @@ def run_one(root: Path, n: int, memory_limit: str | None = None) -> dict[str, ob
         t1 = time.perf_counter()
         again = make_plan(con, ps)
         unchanged_s = time.perf_counter() - t1
+        heap_gb = None
+        if heap:
+            # The Python side's peak (numpy and Arrow arrays; not DuckDB's memory): once more,
+            # untimed, under tracemalloc.
+            import tracemalloc
+
+            con.execute("DELETE FROM plans")
+            tracemalloc.start()
+            make_plan(con, ps)
+            heap_gb = tracemalloc.get_traced_memory()[1] / 2**30
+            tracemalloc.stop()
 
     # The knapsack selection against the textbook full sort, on increments of this size.
     rng = np.random.default_rng(0)
@@ -117,6 +130,7 @@ def run_one(root: Path, n: int, memory_limit: str | None = None) -> dict[str, ob
         "peak_rss_gb": round(peak_gb, 3),
         # DuckDB's share of the peak is bounded by its memory limit (it spills beyond it).
         "duckdb_memory_limit": duckdb_limit,
+        "python_heap_peak_gb": None if heap_gb is None else round(heap_gb, 3),
         "target_s": target,
         "ratio_to_target": round(wall / target, 3),
         "unchanged_replan_s": round(unchanged_s, 3),
@@ -141,6 +155,8 @@ def main() -> None:
                     help="where catalogs are kept between runs (default: a temporary dir)")
     ap.add_argument("--memory-limit", default=None,
                     help="DuckDB memory limit for the plan (default: the archive's setting)")
+    ap.add_argument("--heap", action="store_true",
+                    help="also measure the Python side's peak heap (one more, untimed plan)")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -150,7 +166,7 @@ def main() -> None:
         if args.prepare:
             prepare(root, args.one)
         else:
-            print(json.dumps(run_one(root, args.one, args.memory_limit)))
+            print(json.dumps(run_one(root, args.one, args.memory_limit, args.heap)))
         return
     sizes = [int(x) for x in args.sizes.split(",") if x]
     if args.with_100m:
@@ -160,6 +176,7 @@ def main() -> None:
     for n in sizes:
         subprocess.run([*me, "--one", str(n), "--prepare"], check=True)
         limit = ["--memory-limit", args.memory_limit] if args.memory_limit else []
+        limit += ["--heap"] if args.heap else []
         out = subprocess.run([*me, "--one", str(n), *limit], check=True, capture_output=True,
                              text=True)
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
