@@ -68,7 +68,7 @@ def plan(ctx: typer.Context, archive_dir: ArchiveOpt = archive.default_path(),
             task = prog.add_task("planning", total=3)
 
             def step(msg: str) -> None:
-                prog.update(task, description=msg, advance=0 if msg.startswith("reading")
+                prog.update(task, description=msg, advance=0 if msg.startswith("ranking")
                             else 1)
 
             result = make_plan(arch.con, ps, step=step)
