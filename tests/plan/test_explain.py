@@ -92,3 +92,15 @@ def test_no_plan_yet_is_a_clear_error() -> None:
     c = memory_catalog()
     with pytest.raises(PlanError, match="no plan yet"):
         explain(c, "1")
+
+
+def test_thresholds_are_the_same_whatever_the_chunk_size(con, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from soundkeep.plan import explain as explain_mod
+
+    tracks = [_pick(con, w) for w in ("tier = 'original'", "tier = 'reencode'",
+                                      "status = 'metadata_only' AND rank < 1800")]
+    whole = [explain(con, str(t))[0]["steps"] for t in tracks]
+    monkeypatch.setattr(explain_mod, "CHUNK_ROWS", 37)
+    chunked = [explain(con, str(t))[0]["steps"] for t in tracks]
+    assert chunked == whole
+    assert all(whole)

@@ -43,40 +43,92 @@ def find_tracks(con: duckdb.DuckDBPyConnection, key: str, plan_id: int) -> list[
     return [int(r[0]) for r in rows]
 
 
-def _offers(con: duckdb.DuckDBPyConnection, rec: PlanRecord
-            ) -> tuple[np.ndarray, knapsack.Increments, list[np.ndarray]]:
-    """Rebuild the plan's knapsack offers: (eligible ranks, increments, per-row bytes)."""
-    ps = rec.settings
-    table = read_arrow(con, f"""
-        SELECT rank, listens_est, duration_ms, coalesce(held_bytes, 0) AS held_bytes, status
-        FROM plan_tracks WHERE plan_id = {rec.plan_id}""")
-    n = table.num_rows
-    at = np.asarray(table.column("rank").to_numpy(), dtype=np.int64) - 1
+# Rows of the stored plan per chunk when adding up the offers ordered before a track's.
+CHUNK_ROWS = 1 << 20
 
-    def ranked(name: str, dtype: type) -> np.ndarray:
-        out = np.empty(n, dtype=dtype)
-        out[at] = np.asarray(table.column(name).fill_null(0).to_numpy(), dtype=dtype)
-        return out
 
-    listens = ranked("listens_est", np.float64)
-    duration = ranked("duration_ms", np.int64)
-    held = ranked("held_bytes", np.int64)
-    names = planner.statuses(ps)
-    status_codes = np.empty(n, dtype=np.int64)
-    status_codes[at] = np.asarray(
-        table.column("status").combine_chunks().dictionary_encode().indices.to_numpy())
-    dictionary = table.column("status").combine_chunks().dictionary_encode().dictionary
-    remap = np.array([names.index(s.as_py()) for s in dictionary], dtype=np.int64)
-    status = remap[status_codes]
-    dup_rank = con.execute(f"""
-        SELECT d.rank, r.rank FROM plan_tracks d JOIN plan_tracks r
+def _extra_listens(con: duckdb.DuckDBPyConnection, plan_id: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Rows standing for ISRC duplicates (ranks, sorted) and the duplicates' listens, summed
+    in rank order as the planner did."""
+    got = con.execute("""
+        SELECT d.rank AS dup, r.rank AS rep, d.listens_est AS listens
+        FROM plan_tracks d JOIN plan_tracks r
           ON r.plan_id = d.plan_id AND r.track_id = d.duplicate_of
-        WHERE d.plan_id = {rec.plan_id} AND d.duplicate_of IS NOT NULL""").fetchall()
-    pairs = np.array(dup_rank, dtype=np.int64).reshape(-1, 2) - 1
-    vlistens = planner.value_listens(listens, pairs[:, 0], pairs[:, 1], np.arange(n))
-    rows = np.flatnonzero(planner.eligible_mask(status, ps))
-    inc, b = planner.offers(ps, duration[rows], held[rows], vlistens[rows], rows + 1)
-    return rows, inc, b
+        WHERE d.plan_id = ? AND d.duplicate_of IS NOT NULL ORDER BY d.rank""",
+                      [plan_id]).fetchnumpy()
+    rep_rank, inv = np.unique(np.asarray(got["rep"], dtype=np.int64), return_inverse=True)
+    extra = np.bincount(inv, weights=np.asarray(got["listens"], dtype=np.float64),
+                        minlength=rep_rank.size)
+    return rep_rank, extra
+
+
+def _chunk_offers(con: duckdb.DuckDBPyConnection, rec: PlanRecord, where: str,
+                  reps: tuple[np.ndarray, np.ndarray]
+                  ) -> tuple[np.ndarray, knapsack.Increments]:
+    """Rebuild the knapsack offers of some rows of the stored plan: (their ranks, increments)."""
+    ps = rec.settings
+    t = read_arrow(con, f"""
+        SELECT rank, listens_est, duration_ms, coalesce(held_bytes, 0) AS held_bytes, status
+        FROM plan_tracks WHERE plan_id = {rec.plan_id} AND {where}""")
+    by = np.argsort(np.asarray(t.column("rank").to_numpy(), dtype=np.int64))
+    rank = np.asarray(t.column("rank").to_numpy(), dtype=np.int64)[by]
+    listens = np.asarray(t.column("listens_est").fill_null(0).to_numpy(), dtype=np.float64)[by]
+    duration = np.asarray(t.column("duration_ms").fill_null(0).to_numpy(), dtype=np.int64)[by]
+    held = np.asarray(t.column("held_bytes").to_numpy(), dtype=np.int64)[by]
+    status = np.asarray(t.column("status").to_numpy(zero_copy_only=False))[by]
+    eligible = ~np.isin(status, list(planner.NOT_ELIGIBLE))
+    rep_rank, extra = reps
+    if rep_rank.size and rank.size:
+        pos = np.minimum(np.searchsorted(rep_rank, rank), rep_rank.size - 1)
+        hit = np.flatnonzero(rep_rank[pos] == rank)
+        listens[hit] = listens[hit] + extra[pos[hit]]
+    rows = np.flatnonzero(eligible)
+    inc, _ = planner.offers(ps, duration[rows], held[rows], listens[rows], rank[rows])
+    return rank[rows], inc
+
+
+def _steps(con: duckdb.DuckDBPyConnection, rec: PlanRecord, ranks: list[int]
+           ) -> dict[int, list[dict[str, Any]]]:
+    """Each track's hull steps with the budget from which each is taken.
+
+    That budget is the bytes of every offer ordered before the step, and its own: one pass
+    over the stored plan in chunks of ranks, so memory does not grow with the catalog.
+    """
+    ps = rec.settings
+    reps = _extra_listens(con, rec.plan_id)
+    mine_rank, mine = _chunk_offers(con, rec, f"rank IN ({', '.join(map(str, ranks))})", reps)
+    own = np.arange(len(mine.eff))
+    eff, key = mine.eff[own], mine.key(own)
+    need = np.zeros(len(own), dtype=np.int64)
+    n = int(con.execute("SELECT coalesce(max(rank), 0) FROM plan_tracks WHERE plan_id = ?",
+                        [rec.plan_id]).fetchall()[0][0])
+    for lo in range(0, n, CHUNK_ROWS):
+        _, inc = _chunk_offers(con, rec, f"rank > {lo} AND rank <= {lo + CHUNK_ROWS}", reps)
+        if not len(inc.eff):
+            continue
+        order = np.argsort(-inc.eff, kind="stable")
+        e_sorted = -inc.eff[order]
+        cum = np.concatenate([[0], np.cumsum(inc.d_bytes[order])])
+        k_all = inc.key(np.arange(len(inc.eff)))
+        for j in range(len(own)):
+            # Strictly more efficient, then equal efficiency with a key up to this one.
+            above = int(np.searchsorted(e_sorted, -eff[j], side="left"))
+            need[j] += int(cum[above])
+            ties = inc.eff == eff[j]
+            need[j] += int(inc.d_bytes[ties & (k_all <= key[j])].sum())
+    out: dict[int, list[dict[str, Any]]] = {r: [] for r in ranks}
+    for j in np.lexsort((mine.step, mine.row)):
+        r = int(mine_rank[mine.row[j]])
+        prev = out[r][-1]["to_tier"] if out[r] else ps.empty_tier.name
+        out[r].append({
+            "from_tier": prev,
+            "to_tier": _tier_name_of_option(ps, int(mine.option[j])),
+            "extra_bytes": int(mine.d_bytes[j]),
+            "weighted_listens_per_mb": float(mine.eff[j]) * 1e6,
+            "budget_from": int(need[j]),
+        })
+    return out
 
 
 def _track_facts(con: duckdb.DuckDBPyConnection, track_id: int, plan_id: int
@@ -100,11 +152,11 @@ def explain(con: duckdb.DuckDBPyConnection, key: str, plan_id: int | None = None
     """Explain every track matching key (track_id or ISRC) in a plan (default: the newest)."""
     rec = get_plan(con, plan_id)
     ids = find_tracks(con, key, rec.plan_id)
-    rows, inc, b = _offers(con, rec)
+    facts = [_track_facts(con, track_id, rec.plan_id) for track_id in ids]
+    steps = _steps(con, rec, [int(f["rank"]) for f in facts])
     out = []
-    for track_id in ids:
-        facts = _track_facts(con, track_id, rec.plan_id)
-        out.append(_explain_one(rec, facts, rows, inc, b, track_id))
+    for track_id, f in zip(ids, facts, strict=True):
+        out.append(_explain_one(rec, f, steps[int(f["rank"])], track_id))
     return out
 
 
@@ -112,8 +164,8 @@ def _tier_name_of_option(ps: PlanSettings, option: int) -> str:
     return ps.empty_tier.name if option < 0 else planner.audio_tiers(ps)[option].name
 
 
-def _explain_one(rec: PlanRecord, f: dict[str, Any], rows: np.ndarray,
-                 inc: knapsack.Increments, b: list[np.ndarray], track_id: int) -> dict[str, Any]:
+def _explain_one(rec: PlanRecord, f: dict[str, Any], steps: list[dict[str, Any]],
+                 track_id: int) -> dict[str, Any]:
     ps = rec.settings
     s = rec.summary
     total = float(s.get("listens_total") or 0.0)
@@ -132,23 +184,8 @@ def _explain_one(rec: PlanRecord, f: dict[str, Any], rows: np.ndarray,
         "rights_status": f["rights_status"], "held_sha256": f["sha256"],
         "budget_bytes": ps.budget_bytes,
         "cutoff_listens_per_mb": s.get("cutoff_listens_per_mb"),
-        "steps": [],
+        "steps": steps,
     }
-    # The track's offers, in hull order, each with the budget from which it is taken.
-    pos = int(np.searchsorted(rows, rank - 1))
-    if pos < len(rows) and rows[pos] == rank - 1:
-        mine = np.flatnonzero(inc.row == pos)
-        mine = mine[np.argsort(inc.step[mine])]
-        prev = ps.empty_tier.name
-        for i in mine:
-            e["steps"].append({
-                "from_tier": prev,
-                "to_tier": _tier_name_of_option(ps, int(inc.option[i])),
-                "extra_bytes": int(inc.d_bytes[i]),
-                "weighted_listens_per_mb": float(inc.eff[i]) * 1e6,
-                "budget_from": knapsack.budget_to_take(inc, int(i)),
-            })
-            prev = e["steps"][-1]["to_tier"]
     e["reason"] = _reason(e, ps)
     e["text"] = render(e)
     return e
