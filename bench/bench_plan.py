@@ -95,6 +95,7 @@ def run_one(root: Path, n: int, memory_limit: str | None = None,
             # untimed, under tracemalloc.
             import tracemalloc
 
+            con.execute("DELETE FROM plan_tracks")
             con.execute("DELETE FROM plans")
             tracemalloc.start()
             make_plan(con, ps)
