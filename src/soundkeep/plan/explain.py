@@ -2,7 +2,8 @@
 
 The plan's own inputs are stored with it (listens, duration, held size, status, settings), so
 the knapsack offers are rebuilt exactly as the plan made them: for each step on the track's
-hull, the budget from which the greedy takes it is the bytes of every offer before it.
+hull, the budget from which the greedy takes it is the bytes of every offer before it, added
+up over the stored plan in chunks of ranks.
 """
 
 from __future__ import annotations
