@@ -162,3 +162,20 @@ def test_an_archive_connection_keeps_rank_order_and_its_setting(make_archive) ->
         is False
     tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     assert planner.SCRATCH not in tables
+
+
+def test_the_coverage_curve_is_the_sequential_sum_of_sorted_listens() -> None:
+    from soundkeep.plan.coverage import _CURVE_SHARES, coverage
+
+    con = memory_catalog()
+    insert_catalog(con, catalog_tables(4000, 8, listens_share=0.2))
+    planner.make_plan(con, load_plan_settings(settings({"plan.budget": "3GB"})))
+    listens = np.array([r[0] for r in con.execute(
+        "SELECT listens_est FROM current_plan").fetchall()], dtype=np.float64)
+    cum = np.cumsum(np.sort(listens)[::-1])
+    n = len(listens)
+    want = [[max(1, round(float(s) * n)) / n, float(cum[max(1, round(float(s) * n)) - 1])
+             / float(cum[-1])] for s in _CURVE_SHARES]
+    cov = coverage(con)
+    assert cov["curve"] == want
+    assert cov["tracks_total"] == n and cov["listens_total"] == float(cum[-1])

@@ -13,7 +13,6 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from soundkeep.plan.priority import read_arrow
 from soundkeep.plan.store import get_plan
 
 # Points of the curve: log-spaced track shares (the head matters most), plus round figures.
@@ -25,6 +24,44 @@ _POP_BANDS = [(0, 0), (1, 9), (10, 19), (20, 29), (30, 39), (40, 49), (50, 59), 
               (70, 79), (80, 89), (90, 100)]
 
 
+def _curve(con: duckdb.DuckDBPyConnection, pid: int) -> tuple[int, float, list[list[float]]]:
+    """Tracks, listens and [share of tracks, share of listens] for the top tracks by listens.
+
+    DuckDB sorts (out of core if need be) and streams the listens in batches; the running sum
+    is carried from batch to batch, so it is the same sequential sum as one cumsum, in memory
+    that does not grow with the catalog.
+    """
+    n = int(con.execute("SELECT count(*) FROM plan_tracks WHERE plan_id = ?",
+                        [pid]).fetchall()[0][0])
+    if n == 0:
+        return 0, 0.0, []
+    ks = np.unique(np.maximum(1, np.rint(_CURVE_SHARES * n).astype(np.int64)))
+    at = np.zeros(len(ks))
+    reader = con.sql(f"SELECT listens_est::DOUBLE FROM plan_tracks WHERE plan_id = {pid} "
+                     "ORDER BY listens_est DESC").arrow()
+    done, carry = 0, 0.0
+    for batch in reader:
+        x = np.asarray(batch.column(0).fill_null(0.0).to_numpy(zero_copy_only=False),
+                       dtype=np.float64).copy()
+        if x.size == 0:
+            continue
+        x[0] += carry
+        cum = np.cumsum(x)
+        lo, hi = np.searchsorted(ks, [done + 1, done + x.size + 1])
+        at[lo:hi] = cum[ks[lo:hi] - done - 1]
+        carry = float(cum[-1])
+        done += x.size
+    total = carry
+    if total <= 0:
+        return n, total, []
+    by_k = dict(zip(ks.tolist(), at.tolist(), strict=True))
+    out = []
+    for share in _CURVE_SHARES:
+        k = max(1, round(float(share) * n))
+        out.append([k / n, by_k[k] / total])
+    return n, total, out
+
+
 def coverage(con: duckdb.DuckDBPyConnection, plan_id: int | None = None,
              genres: int = 20) -> dict[str, Any]:
     """The coverage report of a plan (default: the newest)."""
@@ -32,16 +69,7 @@ def coverage(con: duckdb.DuckDBPyConnection, plan_id: int | None = None,
     s = rec.summary
     pid = rec.plan_id
     empty = rec.settings.empty_tier.name
-    table = read_arrow(con, f"SELECT listens_est FROM plan_tracks WHERE plan_id = {pid}")
-    listens = np.sort(np.asarray(table.column(0).to_numpy(), dtype=np.float64))[::-1]
-    n = len(listens)
-    cum = np.cumsum(listens)
-    total = float(cum[-1]) if n else 0.0
-    curve = []
-    if n and total > 0:
-        for share in _CURVE_SHARES:
-            k = max(1, round(float(share) * n))
-            curve.append([k / n, float(cum[k - 1]) / total])
+    n, total, curve = _curve(con, pid)
     bands_sql = " ".join(f"WHEN pop BETWEEN {lo} AND {hi} THEN '{lo}-{hi}'" if lo != hi
                          else f"WHEN pop = {lo} THEN '{lo}'" for lo, hi in _POP_BANDS)
     by_pop = con.execute(f"""
