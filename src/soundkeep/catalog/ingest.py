@@ -462,7 +462,7 @@ class _Context:
                                              textual=not isinstance(batch, ParquetRange))
         if isinstance(batch, ParquetRange):
             try:
-                self.stage("v_all", self.validated_sql.replace("FROM raw", "FROM " + batch.sql()))
+                self.stage("v", self.validated_sql.replace("FROM raw", "FROM " + batch.sql()))
             except _OUR_ERRORS:
                 raise
             except duckdb.Error as exc:
@@ -474,18 +474,21 @@ class _Context:
                                  expected="a readable Parquet file") from None
         else:
             con.register("raw", batch)
-            self.stage("v_all", self.validated_sql)
+            self.stage("v", self.validated_sql)
             con.unregister("raw")
-        n_read, n_bad = one(con,
-            "SELECT count(*), count(q_idx) FROM v_all") or (0, 0)
-        con.execute(
-            f"INSERT INTO quarantine SELECT 'ingest', {self.file}, _row, {self.q_field}, q_value, "
-            f"{self.q_reason}, now() FROM v_all WHERE q_idx IS NOT NULL")
-        # The accepted rows; a later row of the batch wins over an earlier one with the same
-        # id, as later batches win over earlier ones.
-        self.stage("v", """SELECT * FROM v_all WHERE q_idx IS NULL AND _row IN (
-                             SELECT max(_row) FROM v_all WHERE q_idx IS NULL GROUP BY eid)""")
-        self.unstage("v_all")
+        counts = one(con, """SELECT count(*), count(q_idx),
+                                    count(DISTINCT eid) FILTER (WHERE q_idx IS NULL) FROM v""")
+        n_read, n_bad, n_ids = counts or (0, 0, 0)
+        if n_bad:
+            con.execute(
+                f"INSERT INTO quarantine SELECT 'ingest', {self.file}, _row, {self.q_field}, "
+                f"q_value, {self.q_reason}, now() FROM v WHERE q_idx IS NOT NULL")
+        if n_bad or n_ids < n_read - n_bad:
+            # Keep the accepted rows; a later row of the batch wins over an earlier one with
+            # the same id, as later batches win over earlier ones. (Most batches have neither
+            # refused rows nor repeated ids, and skip this.)
+            con.execute("""DELETE FROM v WHERE q_idx IS NOT NULL OR _row NOT IN (
+                             SELECT max(_row) FROM v WHERE q_idx IS NULL GROUP BY eid)""")
         getattr(self, f"_load_{self.res.entity}")()
         self.res.rows_read += int(n_read)
         self.res.rows_quarantined += int(n_bad)
