@@ -133,8 +133,7 @@ def apply_rights_policy(con: duckdb.DuckDBPyConnection, settings: config.Setting
     expr = rights_sql(settings)
     if db.get_meta(con, "rights_policy") == expr:
         return
-    con.execute("BEGIN TRANSACTION")
-    con.execute(f"UPDATE tracks SET distributable = {expr} "
-                f"WHERE distributable IS DISTINCT FROM {expr}")
-    db.set_meta(con, "rights_policy", expr)
-    con.execute("COMMIT")
+    with db.transaction(con):
+        con.execute(f"UPDATE tracks SET distributable = {expr} "
+                    f"WHERE distributable IS DISTINCT FROM {expr}")
+        db.set_meta(con, "rights_policy", expr)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,6 +56,19 @@ def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = 
     return None if row is None else row[0]
 
 
+@contextlib.contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """BEGIN ... COMMIT; any exception (an interrupt included) rolls back and propagates."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+        con.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):  # the transaction may already be gone
+            con.execute("ROLLBACK")
+        raise
+
+
 def get_meta(con: duckdb.DuckDBPyConnection, key: str) -> str | None:
     """Read one meta value."""
     value = scalar(con, "SELECT value FROM meta WHERE key = ?", [key])
@@ -77,12 +91,7 @@ def migrate(con: duckdb.DuckDBPyConnection, modules: Iterable[str] = SCHEMA_MODU
         for version, ddl in mod.MIGRATIONS:
             if version <= current:
                 continue
-            con.execute("BEGIN TRANSACTION")
-            try:
+            with transaction(con):
                 con.execute(ddl)
                 set_meta(con, key, str(version))
-                con.execute("COMMIT")
-            except Exception:
-                con.execute("ROLLBACK")
-                raise
     con.execute(ID_MACRO)

@@ -337,13 +337,9 @@ def _journal(arch: Archive, results: list[EncodeResult], run_id: int) -> None:
     con = arch.con
     con.register("encode_batch", pa.Table.from_pylist(rows))
     cols = ", ".join(_JOURNAL_COLUMNS)
-    con.execute("BEGIN TRANSACTION")
     try:
-        con.execute(f"INSERT INTO encode_journal ({cols}) SELECT {cols} FROM encode_batch")
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
+        with db.transaction(con):
+            con.execute(f"INSERT INTO encode_journal ({cols}) SELECT {cols} FROM encode_batch")
     finally:
         con.unregister("encode_batch")
 

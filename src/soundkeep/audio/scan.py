@@ -27,6 +27,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from soundkeep import db
 from soundkeep.archive import Archive
 from soundkeep.audio import fingerprint as fpmod
 from soundkeep.audio import link, store
@@ -498,15 +499,10 @@ def _write_batch(con: duckdb.DuckDBPyConnection, results: list[FileResult], mode
 
 def _finish(con: duckdb.DuckDBPyConnection, opts: ScanOptions, report: ScanReport) -> None:
     """Fix in-place holdings whose path changed or vanished, match fingerprints, link."""
-    try:
-        con.execute("BEGIN TRANSACTION")
+    with db.transaction(con):
         _settle_in_place(con)
         report.fingerprint_pairs = fpmod.match_new(con, opts.link.min_fingerprint_similarity)
         report.links = link.link_pending(con, opts.link)
-        con.execute("COMMIT")
-    except BaseException:
-        _rollback(con)
-        raise
 
 
 def _settle_in_place(con: duckdb.DuckDBPyConnection) -> None:

@@ -13,11 +13,13 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
+from soundkeep import db
 from soundkeep.archive import Archive, rights_sql
 from soundkeep.catalog import identifiers as ids
 from soundkeep.catalog.fields import ENTITIES, FEATURE_NAMES, RIGHTS_CC_PATTERN, RIGHTS_FIXED, Field
@@ -142,49 +144,63 @@ def ingest_file(arch: Archive, path: Path, *, fmt: str | None = None,
     digest = digest or sha256_file(path)
     res = IngestResult(file=str(path.resolve()), format=opened.fmt, entity=entity,
                        source=namespace)
-    done = one(con,
-        "SELECT rows_read, rows_accepted, rows_quarantined FROM sources WHERE sha256 = ? "
-        "AND entity = ? AND source_name = ?", [digest, entity, namespace])
-    if done is not None:
-        res.rows_read, res.rows_accepted, res.rows_quarantined = (int(x) for x in done)
-        res.skipped = True
+    if already_ingested(con, res, digest):
         return res
 
     # Only an earlier file of the same source and entity can hold rows with these ids.
     seen_before = one(con, "SELECT count(*) FROM sources WHERE source_name = ? AND entity = ?",
                       [namespace, entity])
     started = now()
-    row = one(con, "SELECT coalesce(max(source_id), 0) + 1 FROM sources")
-    source_id = int(row[0]) if row else 1
+    source_id = next_source_id(con)
     ctx = _Context(arch, res, mapping, namespace, source_id)
-    con.execute("BEGIN TRANSACTION")
     try:
-        ctx.source_seen = bool(seen_before and seen_before[0])
-        for i, batch in enumerate(opened.batches):
-            ctx.first_batch = i == 0
-            ctx.load(batch)
-            if after_batch is not None and batch.num_rows:
-                after_batch(con, batch, source_id)
-            if on_progress:
-                if opened.position is not None:
-                    on_progress(str(path), opened.position(), opened.size)
-                else:
-                    on_progress(str(path), res.rows_read, opened.total_rows)
-        if from_file and res.rows_read == 0:
-            # An empty export is almost always a mistake (a failed dump, the wrong file).
-            raise InputError("no data rows", file=str(path),
-                             expected="at least one data row")
-        con.execute("INSERT INTO sources VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [source_id, res.file, digest, opened.size, opened.fmt, entity, namespace,
-                     res.rows_read, res.rows_accepted, res.rows_quarantined, started, now()])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+        with db.transaction(con):
+            ctx.source_seen = bool(seen_before and seen_before[0])
+            for i, batch in enumerate(opened.batches):
+                ctx.first_batch = i == 0
+                ctx.load(batch)
+                if after_batch is not None and batch.num_rows:
+                    after_batch(con, batch, source_id)
+                if on_progress:
+                    if opened.position is not None:
+                        on_progress(str(path), opened.position(), opened.size)
+                    else:
+                        on_progress(str(path), res.rows_read, opened.total_rows)
+            if from_file and res.rows_read == 0:
+                # An empty export is almost always a mistake (a failed dump, the wrong file).
+                raise InputError("no data rows", file=str(path),
+                                 expected="at least one data row")
+            record_source(con, source_id, res, digest, opened.size, started)
     finally:
         ctx.release()
     res.seconds = round(time.perf_counter() - t0, 3)
     return res
+
+
+def already_ingested(con: duckdb.DuckDBPyConnection, res: IngestResult, digest: str) -> bool:
+    """Whether these bytes were ingested as this entity of this source; if so, the result
+    takes that run's counts and is marked skipped."""
+    done = one(con, "SELECT rows_read, rows_accepted, rows_quarantined FROM sources "
+                    "WHERE sha256 = ? AND entity = ? AND source_name = ?",
+               [digest, res.entity, res.source])
+    if done is None:
+        return False
+    res.rows_read, res.rows_accepted, res.rows_quarantined = (int(x) for x in done)
+    res.skipped = True
+    return True
+
+
+def next_source_id(con: duckdb.DuckDBPyConnection) -> int:
+    """The id the next ingested file gets (one writer at a time, so max + 1 is safe)."""
+    return int(scalar(con, "SELECT coalesce(max(source_id), 0) + 1 FROM sources"))
+
+
+def record_source(con: duckdb.DuckDBPyConnection, source_id: int, res: IngestResult,
+                  digest: str, size: int, started: datetime) -> None:
+    """Record a finished file in `sources` (inside its transaction: the mark that it is done)."""
+    con.execute("INSERT INTO sources VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [source_id, res.file, digest, size, res.format, res.entity, res.source,
+                 res.rows_read, res.rows_accepted, res.rows_quarantined, started, now()])
 
 
 def _entity_of(opened: Opened) -> str:

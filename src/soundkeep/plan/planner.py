@@ -815,8 +815,7 @@ def _plan_scratch(con: duckdb.DuckDBPyConnection, ps: PlanSettings,
     say("writing the plan")
     plan_id = int(latest[0]) + 1 if latest else 1
     tot = _Totals(n_status=len(statuses(ps)), n_tiers=len(ps.tiers))
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with db.transaction(con):
         _write_chunks(con, ps, isrc, n, cut, holdings, tot, plan_id)
         summary = {"plan_id": plan_id, **_final_summary(tot, ps, n, cut, holdings)}
         con.execute(
@@ -826,8 +825,4 @@ def _plan_scratch(con: duckdb.DuckDBPyConnection, ps: PlanSettings,
              json.dumps(summary, sort_keys=True)])
         con.execute("DELETE FROM plan_tracks WHERE plan_id <= ?", [plan_id - ps.keep_plans])
         con.execute("DELETE FROM plans WHERE plan_id <= ?", [plan_id - ps.keep_plans])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return PlanResult(plan_id=plan_id, reused=False, summary=summary)

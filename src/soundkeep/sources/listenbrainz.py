@@ -15,9 +15,18 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from soundkeep import db
 from soundkeep.archive import Archive
 from soundkeep.catalog import identifiers as ids
-from soundkeep.catalog.ingest import IngestResult, Progress, expand, sha256_file
+from soundkeep.catalog.ingest import (
+    IngestResult,
+    Progress,
+    already_ingested,
+    expand,
+    next_source_id,
+    record_source,
+    sha256_file,
+)
 from soundkeep.catalog.readers import ParquetRange, open_source
 from soundkeep.db import now, one
 from soundkeep.errors import InputError
@@ -59,77 +68,66 @@ def _ingest_one(arch: Archive, path: Path, on_progress: Progress | None) -> Inge
     digest = sha256_file(path)
     res = IngestResult(file=str(path.resolve()), format=opened.fmt, entity="listens",
                        source="listenbrainz")
-    done = one(con, "SELECT rows_read, rows_accepted, rows_quarantined FROM sources "
-                    "WHERE sha256 = ? AND entity = 'listens'", [digest])
-    if done is not None:
-        res.rows_read, res.rows_accepted, res.rows_quarantined = (int(x) for x in done)
-        res.skipped = True
+    if already_ingested(con, res, digest):
         return res
     file_lit = "'" + res.file.replace("'", "''") + "'"
     started = now()
-    con.execute("BEGIN TRANSACTION")
+    source_id = next_source_id(con)
     try:
-        con.execute("CREATE OR REPLACE TEMP TABLE lb (mbid VARCHAR, isrc VARCHAR, n BIGINT)")
-        for batch in opened.batches:
-            if isinstance(batch, ParquetRange):
-                source = batch.sql()
-            else:
-                con.register("raw", batch)
-                source = "raw"
-            invalid = "_invalid" if "_invalid" in batch.schema.names else "NULL"
-            con.execute(f"""CREATE OR REPLACE TEMP TABLE lb_batch AS
-                SELECT _row, {invalid} AS invalid, lower(trim({_expr(batch, 'mbid')})) AS mbid,
-                       nullif({ids.sql_normalize_isrc(_expr(batch, 'isrc'))}, '') AS isrc,
-                       TRY_CAST({_expr(batch, 'count')} AS BIGINT) AS n,
-                       {_expr(batch, 'count')} AS raw_n
-                FROM {source}""")
-            if source == "raw":
-                con.unregister("raw")
-            con.execute("ALTER TABLE lb_batch ADD COLUMN reason VARCHAR")
-            con.execute(f"""UPDATE lb_batch SET reason = CASE
-                WHEN invalid IS NOT NULL THEN invalid
-                WHEN mbid IS NULL AND isrc IS NULL THEN 'no recording_mbid or isrc'
-                WHEN mbid IS NOT NULL AND NOT {ids.sql_is_valid_mbid('mbid')}
-                     THEN 'not a valid MusicBrainz id'
-                WHEN isrc IS NOT NULL AND NOT {ids.sql_is_valid_isrc('isrc')}
-                     THEN 'not a valid ISRC'
-                WHEN n IS NULL OR n < 0 THEN 'listen count is not a whole number >= 0'
-                WHEN NOT EXISTS (SELECT 1 FROM tracks t WHERE t.isrc = lb_batch.isrc)
-                     AND NOT EXISTS (SELECT 1 FROM tracks t
-                                     WHERE t.source_key = lb_batch.mbid)
-                     THEN 'no catalog track with this recording MBID or ISRC' END""")
-            con.execute(f"""INSERT INTO quarantine
-                SELECT 'listens', {file_lit}, _row,
-                       CASE WHEN reason LIKE '%count%' THEN 'listen_count'
-                            WHEN reason LIKE '%ISRC%' AND mbid IS NULL THEN 'isrc'
-                            WHEN reason LIKE '%MusicBrainz%' THEN 'recording_mbid' END,
-                       left(coalesce(mbid, isrc, raw_n), 200), reason, now()
-                FROM lb_batch WHERE reason IS NOT NULL""")
-            con.execute("INSERT INTO lb SELECT mbid, isrc, n FROM lb_batch WHERE reason IS NULL")
-            row = one(con, "SELECT count(*), count(reason) FROM lb_batch") or (0, 0)
-            res.rows_read += int(row[0])
-            res.rows_quarantined += int(row[1])
-            res.rows_accepted += int(row[0]) - int(row[1])
-            if on_progress:
-                on_progress(str(path), opened.position() if opened.position else res.rows_read,
-                            opened.size if opened.position else opened.total_rows)
-        # A recording's listens are the file's total for it, by MBID first, then by ISRC.
-        con.execute("""UPDATE tracks SET listens = c.n
-            FROM (SELECT mbid, sum(n) AS n FROM lb WHERE mbid IS NOT NULL GROUP BY mbid) c
-            WHERE tracks.source_key = c.mbid""")
-        con.execute("""UPDATE tracks SET listens = c.n
-            FROM (SELECT isrc, sum(n) AS n FROM lb WHERE mbid IS NULL GROUP BY isrc) c
-            WHERE tracks.isrc = c.isrc""")
-        source_id = int((one(con, "SELECT coalesce(max(source_id), 0) + 1 FROM sources")
-                         or (1,))[0])
-        con.execute("INSERT INTO sources VALUES (?, ?, ?, ?, ?, 'listens', 'listenbrainz', "
-                    "?, ?, ?, ?, ?)",
-                    [source_id, res.file, digest, opened.size, opened.fmt, res.rows_read,
-                     res.rows_accepted, res.rows_quarantined, started, now()])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+        with db.transaction(con):
+            con.execute("CREATE OR REPLACE TEMP TABLE lb (mbid VARCHAR, isrc VARCHAR, n BIGINT)")
+            for batch in opened.batches:
+                if isinstance(batch, ParquetRange):
+                    source = batch.sql()
+                else:
+                    con.register("raw", batch)
+                    source = "raw"
+                invalid = "_invalid" if "_invalid" in batch.schema.names else "NULL"
+                con.execute(f"""CREATE OR REPLACE TEMP TABLE lb_batch AS
+                    SELECT _row, {invalid} AS invalid, lower(trim({_expr(batch, 'mbid')})) AS mbid,
+                           nullif({ids.sql_normalize_isrc(_expr(batch, 'isrc'))}, '') AS isrc,
+                           TRY_CAST({_expr(batch, 'count')} AS BIGINT) AS n,
+                           {_expr(batch, 'count')} AS raw_n
+                    FROM {source}""")
+                if source == "raw":
+                    con.unregister("raw")
+                con.execute("ALTER TABLE lb_batch ADD COLUMN reason VARCHAR")
+                con.execute(f"""UPDATE lb_batch SET reason = CASE
+                    WHEN invalid IS NOT NULL THEN invalid
+                    WHEN mbid IS NULL AND isrc IS NULL THEN 'no recording_mbid or isrc'
+                    WHEN mbid IS NOT NULL AND NOT {ids.sql_is_valid_mbid('mbid')}
+                         THEN 'not a valid MusicBrainz id'
+                    WHEN isrc IS NOT NULL AND NOT {ids.sql_is_valid_isrc('isrc')}
+                         THEN 'not a valid ISRC'
+                    WHEN n IS NULL OR n < 0 THEN 'listen count is not a whole number >= 0'
+                    WHEN NOT EXISTS (SELECT 1 FROM tracks t WHERE t.isrc = lb_batch.isrc)
+                         AND NOT EXISTS (SELECT 1 FROM tracks t
+                                         WHERE t.source_key = lb_batch.mbid)
+                         THEN 'no catalog track with this recording MBID or ISRC' END""")
+                con.execute(f"""INSERT INTO quarantine
+                    SELECT 'listens', {file_lit}, _row,
+                           CASE WHEN reason LIKE '%count%' THEN 'listen_count'
+                                WHEN reason LIKE '%ISRC%' AND mbid IS NULL THEN 'isrc'
+                                WHEN reason LIKE '%MusicBrainz%' THEN 'recording_mbid' END,
+                           left(coalesce(mbid, isrc, raw_n), 200), reason, now()
+                    FROM lb_batch WHERE reason IS NOT NULL""")
+                con.execute("INSERT INTO lb SELECT mbid, isrc, n FROM lb_batch "
+                            "WHERE reason IS NULL")
+                row = one(con, "SELECT count(*), count(reason) FROM lb_batch") or (0, 0)
+                res.rows_read += int(row[0])
+                res.rows_quarantined += int(row[1])
+                res.rows_accepted += int(row[0]) - int(row[1])
+                if on_progress:
+                    on_progress(str(path), opened.position() if opened.position else res.rows_read,
+                                opened.size if opened.position else opened.total_rows)
+            # A recording's listens are the file's total for it, by MBID first, then by ISRC.
+            con.execute("""UPDATE tracks SET listens = c.n
+                FROM (SELECT mbid, sum(n) AS n FROM lb WHERE mbid IS NOT NULL GROUP BY mbid) c
+                WHERE tracks.source_key = c.mbid""")
+            con.execute("""UPDATE tracks SET listens = c.n
+                FROM (SELECT isrc, sum(n) AS n FROM lb WHERE mbid IS NULL GROUP BY isrc) c
+                WHERE tracks.isrc = c.isrc""")
+            record_source(con, source_id, res, digest, opened.size, started)
     finally:
         con.execute("DROP TABLE IF EXISTS temp.lb")
         con.execute("DROP TABLE IF EXISTS temp.lb_batch")
