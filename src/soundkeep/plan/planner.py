@@ -370,6 +370,13 @@ def _lookup(sorted_keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np
     return hit, pos[hit]
 
 
+def _lookup_run(sorted_keys: np.ndarray, first: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """_lookup of the consecutive values first .. first + n - 1 (a chunk's ranks): they are
+    one slice of sorted_keys, found by two binary searches instead of one per value."""
+    lo, hi = np.searchsorted(sorted_keys, [first, first + n])
+    return (sorted_keys[lo:hi] - first).astype(np.intp), np.arange(lo, hi, dtype=np.intp)
+
+
 def _isrc(con: duckdb.DuckDBPyConnection, ps: PlanSettings, n: int) -> Isrc:
     usable = "(held_bytes > 0 OR duration_ms > 0)"
     cols = con.execute(f"""
@@ -431,7 +438,13 @@ class Chunk:
 
 def _read_chunk(con: duckdb.DuckDBPyConnection, ps: PlanSettings, isrc: Isrc, where: str,
                 columns: str) -> Chunk:
-    table = con.sql(f"SELECT {columns} FROM {SCRATCH} WHERE {where}").to_arrow_table()
+    """The chunk of the scratch rows matching `where`."""
+    return _chunk_of(con.sql(f"SELECT {columns} FROM {SCRATCH} WHERE {where}").to_arrow_table(),
+                     ps, isrc)
+
+
+def _chunk_of(table: pa.Table, ps: PlanSettings, isrc: Isrc) -> Chunk:
+    """A chunk from scratch rows (any order: they are put in rank order here)."""
     rank = np.asarray(table.column("rank").to_numpy(), dtype=np.int64)
     if rank.size > 1 and not bool(np.all(rank[1:] > rank[:-1])):
         by = np.argsort(rank)
@@ -442,6 +455,8 @@ def _read_chunk(con: duckdb.DuckDBPyConnection, ps: PlanSettings, isrc: Isrc, wh
         col = table.column(name)
         if name == "sha256":
             cols[name] = col.combine_chunks()
+        elif name == "listens":  # DOUBLE: a null comes out as NaN, no mask needed
+            cols[name] = col.to_numpy()
         elif col.null_count:
             cols[name] = np.ma.MaskedArray(col.fill_null(0).to_numpy(),
                                            mask=col.is_null().to_numpy(zero_copy_only=False))
@@ -450,15 +465,20 @@ def _read_chunk(con: duckdb.DuckDBPyConnection, ps: PlanSettings, isrc: Isrc, wh
     code = {s: i for i, s in enumerate(statuses(ps))}
     pop = np.asarray(cols["popularity"], dtype=np.int16)
     secondary = np.asarray(cols["secondary"], dtype=np.float64)
-    real, has_listens = _split_masked(cols["listens"])
+    real = np.asarray(cols["listens"], dtype=np.float64)
+    has_listens = ~np.isnan(real)
     listens = listens_per_track(real, has_listens, pop, secondary, ps.listens,
                                 ps.secondary.maximum)
     duration = np.asarray(cols["duration_ms"], dtype=np.int64)
     held_bytes = np.asarray(cols["held_bytes"], dtype=np.int64)
     held = held_bytes > 0
     usable = held | (duration > 0)
-    dup_at, dup_pos = _lookup(isrc.dup_rank, rank)
-    rep_at, rep_pos = _lookup(isrc.rep_rank, rank)
+    if rank.size and int(rank[-1]) - int(rank[0]) == rank.size - 1:  # sorted: consecutive
+        dup_at, dup_pos = _lookup_run(isrc.dup_rank, int(rank[0]), rank.size)
+        rep_at, rep_pos = _lookup_run(isrc.rep_rank, int(rank[0]), rank.size)
+    else:
+        dup_at, dup_pos = _lookup(isrc.dup_rank, rank)
+        rep_at, rep_pos = _lookup(isrc.rep_rank, rank)
     low = (pop <= 0) & ~has_listens & ~held & (secondary < ps.min_secondary_priority)
     status = np.full(rank.size, code[METADATA_ONLY], dtype=np.int8)
     status[low] = code[SKIPPED_LOW]
@@ -476,11 +496,37 @@ def _read_chunk(con: duckdb.DuckDBPyConnection, ps: PlanSettings, isrc: Isrc, wh
                  status=status, rows=rows, vlistens=vlistens, inc=inc, b=b)
 
 
-def _chunks(con: duckdb.DuckDBPyConnection, ps: PlanSettings, isrc: Isrc, n: int,
+def _chunks(con: duckdb.DuckDBPyConnection, ps: PlanSettings, isrc: Isrc,
             columns: str) -> Iterator[Chunk]:
-    for lo in range(0, n, CHUNK_ROWS):
-        yield _read_chunk(con, ps, isrc, f"rowid >= {lo} AND rowid < {lo + CHUNK_ROWS}",
-                          columns)
+    """Every scratch row, in chunks in rank order, from one streamed scan (a query per chunk
+    costs several times more). The result stays open on con until the last chunk."""
+    reader = con.sql(f"SELECT {columns} FROM {SCRATCH}").to_arrow_reader(CHUNK_ROWS)
+    last = 0
+
+    def chunk_of(batches: list[pa.RecordBatch]) -> Chunk:
+        nonlocal last
+        chunk = _chunk_of(pa.Table.from_batches(batches), ps, isrc)
+        if int(chunk.rank[0]) <= last:  # phases and duplicates need rank order
+            raise RuntimeError("plan: the scratch table was not read in rank order")
+        last = int(chunk.rank[-1])
+        return chunk
+
+    try:
+        # The reader hands out DuckDB's row groups (about 120 k rows); a chunk gathers
+        # CHUNK_ROWS of them, so per-chunk costs stay small and inserts run on every thread.
+        pending: list[pa.RecordBatch] = []
+        rows = 0
+        for batch in reader:
+            if batch.num_rows:
+                pending.append(batch)
+                rows += batch.num_rows
+            if rows >= CHUNK_ROWS:
+                yield chunk_of(pending)
+                pending, rows = [], 0
+        if rows:
+            yield chunk_of(pending)
+    finally:
+        reader.close()
 
 
 @dataclass
@@ -548,7 +594,7 @@ def choose_cut(con: duckdb.DuckDBPyConnection, ps: PlanSettings, isrc: Isrc, n: 
         return None
     win = _sample_window(con, ps, isrc, n, budget)
     win.hist = np.zeros(knapsack.HIST_BUCKETS, dtype=np.int64)
-    for chunk in _chunks(con, ps, isrc, n, _NARROW):
+    for chunk in _chunks(con, ps, isrc, _NARROW):
         win.add(chunk.inc)
     if win.total <= budget:
         return None
@@ -560,7 +606,7 @@ def choose_cut(con: duckdb.DuckDBPyConnection, ps: PlanSettings, isrc: Isrc, n: 
     k = int(np.searchsorted(above, budget, side="right"))
     bucket = knapsack.HIST_BUCKETS - 1 - k
     again = _Window(*knapsack.bucket_range(bucket))
-    for chunk in _chunks(con, ps, isrc, n, _NARROW):
+    for chunk in _chunks(con, ps, isrc, _NARROW):
         again.add(chunk.inc)
     cut = again.cut(budget)
     if cut is None:  # pragma: no cover - the histogram's bucket holds it by construction
@@ -763,30 +809,19 @@ def _make_plan(con: duckdb.DuckDBPyConnection, ps: PlanSettings,
         con.execute(f"SET preserve_insertion_order = {'true' if preserve else 'false'}")
 
 
-def _write_chunks(con: duckdb.DuckDBPyConnection, ps: PlanSettings, isrc: Isrc, n: int,
-                  cut: knapsack.Cut | None, holdings: bool, tot: _Totals, plan_id: int) -> None:
-    """Decide and insert every chunk; DuckDB inserts one chunk while numpy decides the next.
-
-    The connection is used by one thread at a time: the next chunk is read before the
-    previous one's insert starts.
-    """
-    starts = list(range(0, n, CHUNK_ROWS))
-
-    def read(lo: int) -> Chunk:
-        return _read_chunk(con, ps, isrc, f"rowid >= {lo} AND rowid < {lo + CHUNK_ROWS}",
-                           _COLUMNS)
-
+def _write_chunks(con: duckdb.DuckDBPyConnection, out: duckdb.DuckDBPyConnection,
+                  ps: PlanSettings, isrc: Isrc, cut: knapsack.Cut | None, holdings: bool,
+                  tot: _Totals, plan_id: int) -> None:
+    """Decide every chunk and insert its rows; DuckDB inserts one chunk (on `out`, a second
+    connection in the plan's transaction) while con streams the next and numpy decides it."""
     with ThreadPoolExecutor(max_workers=1) as pool:
         writing = None
-        chunk = read(starts[0]) if starts else None
-        for i in range(len(starts)):
-            assert chunk is not None
+        for chunk in _chunks(con, ps, isrc, _COLUMNS):
             table = _plan_table(chunk, _decide(chunk, ps, isrc, cut, holdings, tot), ps,
                                 plan_id)
             if writing is not None:
                 writing.result()
-            chunk = read(starts[i + 1]) if i + 1 < len(starts) else None
-            writing = pool.submit(_insert_rows, con, table)
+            writing = pool.submit(_insert_rows, out, table)
         if writing is not None:
             writing.result()
 
@@ -815,14 +850,21 @@ def _plan_scratch(con: duckdb.DuckDBPyConnection, ps: PlanSettings,
     say("writing the plan")
     plan_id = int(latest[0]) + 1 if latest else 1
     tot = _Totals(n_status=len(statuses(ps)), n_tiers=len(ps.tiers))
-    with db.transaction(con):
-        _write_chunks(con, ps, isrc, n, cut, holdings, tot, plan_id)
-        summary = {"plan_id": plan_id, **_final_summary(tot, ps, n, cut, holdings)}
-        con.execute(
-            "INSERT INTO plans (plan_id, created_at, settings_json, catalog_fingerprint, "
-            "budget_bytes, summary_json) VALUES (?, ?, ?, ?, ?, ?)",
-            [plan_id, db.now(), settings_json, fingerprint, ps.budget_bytes,
-             json.dumps(summary, sort_keys=True)])
-        con.execute("DELETE FROM plan_tracks WHERE plan_id <= ?", [plan_id - ps.keep_plans])
-        con.execute("DELETE FROM plans WHERE plan_id <= ?", [plan_id - ps.keep_plans])
+    # The plan is written on a second connection (the scratch table, a temporary one, is
+    # read on con meanwhile), in one transaction: a killed plan leaves nothing behind.
+    out = con.cursor()
+    try:
+        with db.transaction(out):
+            _write_chunks(con, out, ps, isrc, cut, holdings, tot, plan_id)
+            summary = {"plan_id": plan_id, **_final_summary(tot, ps, n, cut, holdings)}
+            out.execute(
+                "INSERT INTO plans (plan_id, created_at, settings_json, catalog_fingerprint, "
+                "budget_bytes, summary_json) VALUES (?, ?, ?, ?, ?, ?)",
+                [plan_id, db.now(), settings_json, fingerprint, ps.budget_bytes,
+                 json.dumps(summary, sort_keys=True)])
+            out.execute("DELETE FROM plan_tracks WHERE plan_id <= ?",
+                        [plan_id - ps.keep_plans])
+            out.execute("DELETE FROM plans WHERE plan_id <= ?", [plan_id - ps.keep_plans])
+    finally:
+        out.close()
     return PlanResult(plan_id=plan_id, reused=False, summary=summary)
