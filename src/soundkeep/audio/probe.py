@@ -14,13 +14,13 @@ import os
 import re
 import struct
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from soundkeep.audio import fingerprint as fpmod
-from soundkeep.audio import store
+from soundkeep.audio import native, store
 
 AUDIO_EXTENSIONS = ("flac", "ogg", "oga", "opus", "mp3", "m4a", "mp4", "aac", "wav")
 # Seconds of audio demuxed and decoded at the end of a file to find where it really ends.
@@ -231,6 +231,23 @@ def _refuse(res: FileResult, reason: str) -> FileResult:
 
 
 def _probe(task: ScanTask, reader: store.Reader, res: FileResult) -> None:
+    if not task.fingerprint and isinstance(reader, store.WholeFileReader):
+        # FLAC and Ogg proven whole by their own checksums need no demuxer (see native).
+        try:
+            facts = native.probe(reader.data, whole_check=reader.size < SEEK_MIN_BYTES)
+        except native.Damaged as exc:
+            raise Refused(str(exc)) from None
+        if facts is not None:
+            res.container, res.codec = facts.container, facts.codec
+            res.sample_rate, res.channels = facts.sample_rate, facts.channels
+            res.duration_ms = round(facts.seconds * 1000)
+            res.bitrate = facts.bitrate
+            _vorbis_tags(facts.comments, res)
+            return
+    _probe_demuxed(task, reader, res)
+
+
+def _probe_demuxed(task: ScanTask, reader: store.Reader, res: FileResult) -> None:
     import av
 
     av.logging.set_level(av.logging.PANIC)  # problems are reported as quarantine reasons
@@ -562,31 +579,36 @@ def _read_tags(source: str | store.MemoryFile, res: FileResult) -> bool:
         res.tag_mb_recording_id = _mbid(_first(free("MusicBrainz Track Id")))
         res.tag_track_number = _number(tags.get("trkn"))
         res.tag_disc_number = _number(tags.get("disk"))
-    else:  # Vorbis comments (FLAC, Ogg Vorbis, Opus) and APE-like dict tags
-        by_key: dict[str, list[str]] = {}
-        if isinstance(tags, list):
-            # Vorbis comments are a list of (key, value) pairs and mutagen looks a key up by
-            # walking it: one pass here, with the keys case-folded as the format specifies.
-            for k, v in tags:
-                by_key.setdefault(str(k).lower(), []).append(str(v))
-
+    elif isinstance(tags, list):  # Vorbis comments (FLAC, Ogg Vorbis, Opus)
+        _vorbis_tags(tags, res)
+    else:  # APE-like dict tags
         def get(key: str) -> list[str]:
-            if isinstance(tags, list):
-                return by_key.get(key, [])
             try:
                 vals = tags.get(key) or tags.get(key.upper()) or []
             except (KeyError, ValueError):
                 return []
             return [str(v) for v in (vals if isinstance(vals, list) else [vals])]
 
-        res.tag_title = _first(get("title"))
-        res.tag_artists = _artists(get("artists") or get("artist"))
-        res.tag_album = _first(get("album"))
-        res.tag_isrc = _first(get("isrc"))
-        res.tag_mb_recording_id = _mbid(_first(get("musicbrainz_trackid")))
-        res.tag_track_number = _number(_first(get("tracknumber")))
-        res.tag_disc_number = _number(_first(get("discnumber")))
+        _fill_tags(get, res)
     return exact
+
+
+def _vorbis_tags(pairs: list[tuple[str, str]], res: FileResult) -> None:
+    """Fill the tag fields from Vorbis comments, keys case-folded as the format specifies."""
+    by_key: dict[str, list[str]] = {}
+    for k, v in pairs:
+        by_key.setdefault(str(k).lower(), []).append(str(v))
+    _fill_tags(lambda key: by_key.get(key, []), res)
+
+
+def _fill_tags(get: Callable[[str], list[str]], res: FileResult) -> None:
+    res.tag_title = _first(get("title"))
+    res.tag_artists = _artists(get("artists") or get("artist"))
+    res.tag_album = _first(get("album"))
+    res.tag_isrc = _first(get("isrc"))
+    res.tag_mb_recording_id = _mbid(_first(get("musicbrainz_trackid")))
+    res.tag_track_number = _number(_first(get("tracknumber")))
+    res.tag_disc_number = _number(_first(get("discnumber")))
 
 
 def _tags_from_demuxer(container: Any, stream: Any, res: FileResult) -> None:
