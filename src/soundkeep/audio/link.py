@@ -64,7 +64,15 @@ def link_pending(con: duckdb.DuckDBPyConnection, cfg: LinkSettings) -> dict[str,
         FROM audio_files f LEFT JOIN audio_links l USING (sha256)
         WHERE l.sha256 IS NULL {"OR l.track_id IS NULL" if retry else ""}""")
     db.set_meta(con, LINK_STATE_KEY, state)
-    if con.execute("SELECT count(*) FROM lk_pending").fetchall()[0][0] == 0:
+    # Which methods can find anything at all: a step without candidates is not run.
+    pending, isrcs, mbids, titled, fp_pairs, paths = con.execute("""
+        SELECT count(*), count(tag_isrc), count(tag_mb_recording_id),
+               count(*) FILTER (WHERE tag_title IS NOT NULL AND duration_ms IS NOT NULL
+                                AND len(tag_artists) > 0),
+               (SELECT count(*) FROM audio_fp_matches m SEMI JOIN lk_pending p USING (sha256)),
+               (SELECT count(*) FROM known_paths)
+        FROM lk_pending""").fetchall()[0]
+    if pending == 0:
         con.execute("DROP TABLE lk_pending")
         return {}
     con.execute("""CREATE OR REPLACE TEMP TABLE lk_result
@@ -77,22 +85,24 @@ def link_pending(con: duckdb.DuckDBPyConnection, cfg: LinkSettings) -> dict[str,
                    (sk_norm(r.title) = sk_norm(p.tag_album)) DESC NULLS LAST,
                    (t.track_number = p.tag_track_number) DESC NULLS LAST,
                    t.listens DESC NULLS LAST, t.popularity DESC NULLS LAST, t.track_id) = 1"""
-    con.execute(f"""
-        INSERT INTO lk_result
-        SELECT p.sha256, t.track_id, 'isrc', 1.0
-        FROM lk_pending p JOIN tracks t ON t.isrc = p.tag_isrc
-        LEFT JOIN releases r ON r.release_id = t.release_id
-        QUALIFY {prefer}""")
-    con.execute(f"""
-        INSERT INTO lk_result
-        SELECT p.sha256, t.track_id, 'mbid', 1.0
-        FROM lk_pending p JOIN tracks t
-          ON t.source_key = p.tag_mb_recording_id
-         AND t.source_id IN (SELECT source_id FROM sources WHERE source_name = ?)
-        LEFT JOIN releases r ON r.release_id = t.release_id
-        WHERE p.sha256 NOT IN (SELECT sha256 FROM lk_result)
-        QUALIFY {prefer}""", [cfg.musicbrainz_source])
-    for _ in range(FINGERPRINT_ROUNDS):
+    if isrcs:
+        con.execute(f"""
+            INSERT INTO lk_result
+            SELECT p.sha256, t.track_id, 'isrc', 1.0
+            FROM lk_pending p JOIN tracks t ON t.isrc = p.tag_isrc
+            LEFT JOIN releases r ON r.release_id = t.release_id
+            QUALIFY {prefer}""")
+    if mbids:
+        con.execute(f"""
+            INSERT INTO lk_result
+            SELECT p.sha256, t.track_id, 'mbid', 1.0
+            FROM lk_pending p JOIN tracks t
+              ON t.source_key = p.tag_mb_recording_id
+             AND t.source_id IN (SELECT source_id FROM sources WHERE source_name = ?)
+            LEFT JOIN releases r ON r.release_id = t.release_id
+            WHERE p.sha256 NOT IN (SELECT sha256 FROM lk_result)
+            QUALIFY {prefer}""", [cfg.musicbrainz_source])
+    for _ in range(FINGERPRINT_ROUNDS if fp_pairs else 0):
         con.execute("""
             CREATE OR REPLACE TEMP TABLE lk_step AS
             WITH known AS (
@@ -110,44 +120,46 @@ def link_pending(con: duckdb.DuckDBPyConnection, cfg: LinkSettings) -> dict[str,
             GROUP BY ALL""")
         if _decide(con) == 0:
             break
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE lk_step AS
-        WITH q AS (
-            SELECT sha256, sk_norm(tag_title) AS nt, duration_ms, sk_norm(tag_album) AS nalb,
-                   ' ' || sk_norm(array_to_string(tag_artists, ' ')) || ' ' AS nart,
-                   list_transform(tag_artists, lambda a: sk_norm(a)) AS arts
-            FROM lk_pending
-            WHERE sha256 NOT IN (SELECT sha256 FROM lk_result)
-              AND tag_title IS NOT NULL AND duration_ms IS NOT NULL AND len(tag_artists) > 0
-        ), tc AS (
-            SELECT q.sha256, t.track_id, t.release_id, q.nalb, q.nart, q.arts,
-                   abs(t.duration_ms - q.duration_ms) AS dd
-            FROM tracks t JOIN q ON sk_norm(t.title) = q.nt
-             AND t.duration_ms BETWEEN q.duration_ms - ? AND q.duration_ms + ?
-        ), art AS (
-            SELECT tc.sha256, tc.track_id
-            FROM tc JOIN track_artists ta ON ta.track_id = tc.track_id
-            JOIN artists a ON a.artist_id = ta.artist_id
-            WHERE list_contains(tc.arts, sk_norm(a.name))
-               OR tc.nart LIKE '% ' || sk_norm(a.name) || ' %'
-            GROUP BY ALL
-        )
-        SELECT tc.sha256, tc.track_id, 'title_artist_duration' AS method,
-               0.55 + 0.3 * (1.0 - tc.dd / greatest(?, 1))
-                    + 0.1 * coalesce(sk_norm(r.title) = tc.nalb, false)::INTEGER AS confidence
-        FROM tc SEMI JOIN art ON art.sha256 = tc.sha256 AND art.track_id = tc.track_id
-        LEFT JOIN releases r ON r.release_id = tc.release_id
-    """, [cfg.max_duration_diff_ms, cfg.max_duration_diff_ms, cfg.max_duration_diff_ms])
-    _decide(con)
+    if titled:
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE lk_step AS
+            WITH q AS (
+                SELECT sha256, sk_norm(tag_title) AS nt, duration_ms, sk_norm(tag_album) AS nalb,
+                       ' ' || sk_norm(array_to_string(tag_artists, ' ')) || ' ' AS nart,
+                       list_transform(tag_artists, lambda a: sk_norm(a)) AS arts
+                FROM lk_pending
+                WHERE sha256 NOT IN (SELECT sha256 FROM lk_result)
+                  AND tag_title IS NOT NULL AND duration_ms IS NOT NULL AND len(tag_artists) > 0
+            ), tc AS (
+                SELECT q.sha256, t.track_id, t.release_id, q.nalb, q.nart, q.arts,
+                       abs(t.duration_ms - q.duration_ms) AS dd
+                FROM tracks t JOIN q ON sk_norm(t.title) = q.nt
+                 AND t.duration_ms BETWEEN q.duration_ms - ? AND q.duration_ms + ?
+            ), art AS (
+                SELECT tc.sha256, tc.track_id
+                FROM tc JOIN track_artists ta ON ta.track_id = tc.track_id
+                JOIN artists a ON a.artist_id = ta.artist_id
+                WHERE list_contains(tc.arts, sk_norm(a.name))
+                   OR tc.nart LIKE '% ' || sk_norm(a.name) || ' %'
+                GROUP BY ALL
+            )
+            SELECT tc.sha256, tc.track_id, 'title_artist_duration' AS method,
+                   0.55 + 0.3 * (1.0 - tc.dd / greatest(?, 1))
+                        + 0.1 * coalesce(sk_norm(r.title) = tc.nalb, false)::INTEGER AS confidence
+            FROM tc SEMI JOIN art ON art.sha256 = tc.sha256 AND art.track_id = tc.track_id
+            LEFT JOIN releases r ON r.release_id = tc.release_id
+        """, [cfg.max_duration_diff_ms, cfg.max_duration_diff_ms, cfg.max_duration_diff_ms])
+        _decide(con)
     # Last, provenance: a source says it holds this very file for a track (known_paths:
     # a beets library's item paths, the files `ingest --format tags` read).
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE lk_step AS
-        SELECT DISTINCT p.sha256, k.track_id, 'path' AS method, 1.0 AS confidence
-        FROM lk_pending p JOIN scan_paths s ON s.sha256 = p.sha256
-        JOIN known_paths k ON k.path = s.path
-        WHERE p.sha256 NOT IN (SELECT sha256 FROM lk_result)""")
-    _decide(con)
+    if paths:
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE lk_step AS
+            SELECT DISTINCT p.sha256, k.track_id, 'path' AS method, 1.0 AS confidence
+            FROM lk_pending p JOIN scan_paths s ON s.sha256 = p.sha256
+            JOIN known_paths k ON k.path = s.path
+            WHERE p.sha256 NOT IN (SELECT sha256 FROM lk_result)""")
+        _decide(con)
     counts = _write(con)
     for name in ("lk_pending", "lk_result", "lk_cand", "lk_step"):
         con.execute(f"DROP TABLE IF EXISTS {name}")
