@@ -44,10 +44,13 @@ from soundkeep.config import Settings
 from soundkeep.errors import ConfigError, InputError
 
 # A worker task holds up to this many files or bytes (small files share one round trip).
-TASK_FILES = 16
+TASK_FILES = 64
 TASK_BYTES = 8 << 20
+# Tasks sent ahead per worker: enough queued work that workers never wait while the main
+# process writes a batch to the catalog.
+IN_FLIGHT = 4
 # A batch is written at least this often (seconds), so a killed scan of big files loses little.
-BATCH_SECONDS = 10.0
+BATCH_SECONDS = 5.0
 
 
 @dataclass
@@ -57,7 +60,7 @@ class ScanOptions:
     mode: str = "copy"
     fingerprint: bool = True
     workers: int = 0
-    batch_files: int = 500
+    batch_files: int = 5000
     fsync: bool = True
     extensions: tuple[str, ...] = AUDIO_EXTENSIONS
     link: link.LinkSettings = field(default_factory=link.LinkSettings)
@@ -386,7 +389,7 @@ def _run(tasks: list[ScanTask], workers: int,
             running: dict[Future[list[FileResult]], list[ScanTask]] = {}
             try:
                 while pending or running:
-                    while pending and len(running) < (1 if alone else 2 * n):
+                    while pending and len(running) < (1 if alone else IN_FLIGHT * n):
                         with warnings.catch_warnings():
                             # Python 3.12+ warns about forking a threaded process (see
                             # _mp_context for why these workers are safe).
