@@ -208,6 +208,41 @@ def test_old_plans_are_pruned_and_a_failed_write_leaves_no_trace(monkeypatch) ->
     assert con.execute("SELECT count(*) FROM plan_tracks WHERE plan_id = 4").fetchall()[0][0] == 0
 
 
+def test_rows_of_a_killed_plan_are_invisible_and_replaced(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # Plan rows are committed a chunk at a time and the plan exists once its `plans` row is
+    # written: a run killed in between leaves rows no reader sees, and the next run clears them.
+    tables = catalog_tables(3000, 5)
+    ps1 = load_plan_settings(settings({"plan.budget": "1GB"}))
+    ps2 = load_plan_settings(settings({"plan.budget": "2GB"}))
+    con, clean = memory_catalog(), memory_catalog()
+    for c in (con, clean):
+        insert_catalog(c, tables)
+        make_plan(c, ps1)
+    monkeypatch.setattr(planner, "CHUNK_ROWS", 500)
+    calls = []
+
+    def killed(out, table):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) > 2:
+            raise SystemExit("killed")  # as a kill would: no clean-up runs
+        real(out, table)
+
+    real = planner._insert_rows
+    monkeypatch.setattr(planner, "_insert_rows", killed)
+    monkeypatch.setattr(planner, "_forget_rows", lambda out, plan_id: None)
+    with pytest.raises(SystemExit):
+        make_plan(con, ps2)
+    monkeypatch.undo()
+    assert con.execute("SELECT count(*) FROM plan_tracks WHERE plan_id = 2").fetchall()[0][0] > 0
+    assert _plan_rows(con) == con.execute(  # the current plan is still plan 1, whole
+        "SELECT * EXCLUDE (plan_id) FROM plan_tracks WHERE plan_id = 1 ORDER BY track_id"
+    ).fetchall()
+    assert make_plan(con, ps2).plan_id == make_plan(clean, ps2).plan_id == 2
+    assert _plan_rows(con) == _plan_rows(clean)
+    assert con.execute("SELECT count(*) FROM plan_tracks WHERE plan_id = 2").fetchall()[0][0] \
+        == 3000
+
+
 def test_current_plan_has_the_contract_columns() -> None:
     con = memory_catalog()
     insert_catalog(con, catalog_tables(500, 1))

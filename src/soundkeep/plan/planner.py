@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -305,7 +306,7 @@ def small_pages() -> Iterator[None]:
 
 
 def _insert_rows(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
-    """Append plan rows (inside the caller's transaction)."""
+    """Append plan rows (one transaction, unless the caller has one open)."""
     # Several batches, so that DuckDB reads (and compresses) them on every thread.
     table = pa.Table.from_batches(table.to_batches(max_chunksize=1 << 17),
                                  schema=table.schema)
@@ -813,7 +814,7 @@ def _write_chunks(con: duckdb.DuckDBPyConnection, out: duckdb.DuckDBPyConnection
                   ps: PlanSettings, isrc: Isrc, cut: knapsack.Cut | None, holdings: bool,
                   tot: _Totals, plan_id: int) -> None:
     """Decide every chunk and insert its rows; DuckDB inserts one chunk (on `out`, a second
-    connection in the plan's transaction) while con streams the next and numpy decides it."""
+    connection) while con streams the next and numpy decides it."""
     with ThreadPoolExecutor(max_workers=1) as pool:
         writing = None
         for chunk in _chunks(con, ps, isrc, _COLUMNS):
@@ -824,6 +825,13 @@ def _write_chunks(con: duckdb.DuckDBPyConnection, out: duckdb.DuckDBPyConnection
             writing = pool.submit(_insert_rows, out, table)
         if writing is not None:
             writing.result()
+
+
+def _forget_rows(out: duckdb.DuckDBPyConnection, plan_id: int) -> None:
+    """Remove the rows of a plan that failed while being written (a kill skips this: the
+    next run removes them)."""
+    with contextlib.suppress(duckdb.Error):
+        out.execute("DELETE FROM plan_tracks WHERE plan_id = ?", [plan_id])
 
 
 def _plan_scratch(con: duckdb.DuckDBPyConnection, ps: PlanSettings,
@@ -850,13 +858,21 @@ def _plan_scratch(con: duckdb.DuckDBPyConnection, ps: PlanSettings,
     say("writing the plan")
     plan_id = int(latest[0]) + 1 if latest else 1
     tot = _Totals(n_status=len(statuses(ps)), n_tiers=len(ps.tiers))
-    # The plan is written on a second connection (the scratch table, a temporary one, is
-    # read on con meanwhile), in one transaction: a killed plan leaves nothing behind.
+    # The plan's rows are written on a second connection (the scratch table, a temporary
+    # one, is read on con meanwhile), a chunk per transaction: one transaction holding them
+    # all kept every row in memory until its commit (about 70 bytes a track). A plan exists
+    # once its `plans` row does, written last; rows of a plan that never got one (a killed
+    # run) are invisible to every reader, and removed here before writing.
     out = con.cursor()
     try:
-        with db.transaction(out):
+        out.execute("DELETE FROM plan_tracks WHERE plan_id NOT IN (SELECT plan_id FROM plans)")
+        try:
             _write_chunks(con, out, ps, isrc, cut, holdings, tot, plan_id)
-            summary = {"plan_id": plan_id, **_final_summary(tot, ps, n, cut, holdings)}
+        except BaseException:
+            _forget_rows(out, plan_id)
+            raise
+        summary = {"plan_id": plan_id, **_final_summary(tot, ps, n, cut, holdings)}
+        with db.transaction(out):
             out.execute(
                 "INSERT INTO plans (plan_id, created_at, settings_json, catalog_fingerprint, "
                 "budget_bytes, summary_json) VALUES (?, ?, ?, ?, ?, ?)",
