@@ -13,6 +13,8 @@ is re-encoded to Ogg Opus 75 kbit/s VBR:
                 hashes, store and journal (the real thing, run_encode); workers started before
                 the clock starts (on a cluster they are up already), for the pool and for Ray
   pyav_plain    a bare PyAV decode -> libopus loop, one process (what the codec alone costs)
+  opus_decode   decoding ffmpeg's outputs whole with PyAV, one process: what verification costs,
+                and so the ceiling of any verifying encoder against the ffmpeg command line
 
 Speed is x realtime: seconds of audio per second of wall time. Prints JSON: the speeds, the
 ratios the issue asks for (1 worker / 1 ffmpeg, 2 workers / 2 ffmpeg side by side, Ray / local
@@ -162,6 +164,18 @@ def pyav_plain(files: list[tuple[Path, float]], out: Path) -> float:
     return time.perf_counter() - started
 
 
+def decode_run(out: Path) -> float:
+    """Wall seconds to decode ffmpeg's Opus outputs whole, as soundkeep's verification does."""
+    started = time.perf_counter()
+    for f in sorted(out.glob("*.opus")):
+        with av.open(str(f)) as inp:
+            ist = inp.streams.audio[0]
+            for packet in inp.demux(ist):
+                for _frame in packet.decode():
+                    pass
+    return time.perf_counter() - started
+
+
 def extrapolate(realtime_per_core: float) -> dict[str, object]:
     """Core-hours for the reference long tail, and the cluster size for some deadlines."""
     # Files in the re-encode tier: n_o * 4.0 MB + n_r * 1.8 MB = REF_BYTES, n_o + n_r = REF_FILES.
@@ -194,6 +208,7 @@ def main() -> None:
     try:
         t = {
             "ffmpeg_1": ffmpeg_run(files, 1, work / "ff1"),
+            "opus_decode_1": decode_run(work / "ff1"),
             "soundkeep_1": soundkeep_run(files, work / "w1", 1, None)[0],
             "ffmpeg_2": ffmpeg_run(files, 2, work / "ff2"),
         }
@@ -214,6 +229,10 @@ def main() -> None:
         "ratio_1_worker_vs_1_ffmpeg": round(t["ffmpeg_1"] / t["soundkeep_1"], 3),
         "ratio_2_workers_vs_2_ffmpeg": round(t["ffmpeg_2"] / t["soundkeep_2"], 3),
         "ratio_pyav_plain_vs_1_ffmpeg": round(t["ffmpeg_1"] / t["pyav_plain_1"], 3),
+        # Verifying an output means decoding it whole: on one core an encoder that verifies
+        # can reach at most ffmpeg / (ffmpeg + decode), even with encoding as fast as ffmpeg's.
+        "ceiling_with_verification_vs_1_ffmpeg": round(
+            t["ffmpeg_1"] / (t["ffmpeg_1"] + t["opus_decode_1"]), 3),
         "bytes_in": summary["bytes_in"], "bytes_out": summary["bytes_out"],
         "cores": os.cpu_count(),
         "extrapolation": extrapolate(speed["soundkeep_2"] / 2),
