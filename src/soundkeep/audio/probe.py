@@ -5,6 +5,11 @@ once (into memory, see store.WholeFileReader; the demuxer, the tag reader, the h
 copying, the store's temporary file all use those bytes), keeps
 the file in the store, and returns plain data. A file that is empty, not audio, corrupt or
 truncated comes back as quarantined with the reason; nothing here raises for a bad file.
+
+Stream facts, length and integrity come from the demuxer (PyAV) and tags from mutagen, except
+for FLAC and Ogg when no fingerprint is taken: those are proven whole from their own
+checksums by native.probe, with the same results (tests hold the two paths to it), and go to
+the demuxer only when that proof fails.
 """
 
 from __future__ import annotations
