@@ -62,6 +62,12 @@ def test_generated_files_read_natively_match_the_demuxer(
     assert scan_one(path).tag_artists == ["Band", "Guest"]
 
 
+def test_a_flac_of_one_frame(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 0.05 s is fewer samples than one block: the first frame is the last.
+    path = write_audio(tmp_path / "blip.flac", "flac", kind="noise", seconds=0.05)
+    same_as_demuxer(path, monkeypatch)
+
+
 def test_comment_header_spanning_many_ogg_pages(tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     import mutagen

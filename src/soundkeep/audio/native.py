@@ -162,11 +162,12 @@ def _last_frame_end(data: memoryview, start: int, size: int, max_frame: int, min
     check out (a sync pattern inside audio data fails its CRCs)."""
     lo = max(start, size - (max_frame + 16 if max_frame else _MAX_FRAME))
     tail = bytes(data[lo:])
-    at = len(tail)
-    while at > 0:
-        at = max(tail.rfind(b"\xff\xf8", 0, at + 1), tail.rfind(b"\xff\xf9", 0, at + 1))
+    limit = len(tail) - 2  # the last position a sync code may start at
+    while limit >= 0:
+        at = max(tail.rfind(b"\xff\xf8", 0, limit + 2), tail.rfind(b"\xff\xf9", 0, limit + 2))
         if at < 0:
             return None
+        limit = at - 1
         hdr = _frame_header(data, lo + at)
         if hdr is not None and crc16.umts(data[lo + at:]) == 0:
             number, block, variable = hdr
@@ -175,7 +176,6 @@ def _last_frame_end(data: memoryview, start: int, size: int, max_frame: int, min
             if min_block != max_block and lo + at != start:
                 return None  # a fixed block size that is not fixed: let the demuxer judge
             return number * max_block + block
-        at -= 1
     return None
 
 
