@@ -865,7 +865,7 @@ def _plan_scratch(con: duckdb.DuckDBPyConnection, ps: PlanSettings,
     # run) are invisible to every reader, and removed here before writing.
     out = con.cursor()
     try:
-        out.execute("DELETE FROM plan_tracks WHERE plan_id NOT IN (SELECT plan_id FROM plans)")
+        out.execute("DELETE FROM plan_tracks WHERE plan_id >= ?", [plan_id])  # a killed run's
         try:
             _write_chunks(con, out, ps, isrc, cut, holdings, tot, plan_id)
         except BaseException:
