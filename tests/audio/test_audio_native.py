@@ -207,3 +207,71 @@ def test_the_whole_file_reader_buffer_is_read_only_up_to_the_file(tmp_path: Path
     r = store.WholeFileReader(str(short))
     assert len(r.data) == short.stat().st_size
     assert native.probe(r.data, whole_check=True) is not None
+
+
+def _resign(page: bytearray) -> bytes:
+    page[22:26] = b"\0\0\0\0"
+    page[22:26] = struct.pack("<I", native._ogg_crc(memoryview(bytes(page))))
+    return bytes(page)
+
+
+def test_a_small_ogg_with_an_id3v1_tag_appended_is_read_as_the_demuxer_reads_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_audio(tmp_path / "t.opus", "opus", kind="noise", seconds=2.0)
+    tagged = tmp_path / "tagged.opus"
+    tagged.write_bytes(path.read_bytes() + b"TAG" + b"\0" * 125)
+    fast = scan_one(tagged)
+    slow = scan_one(tagged, demuxer_only=True, monkeypatch=monkeypatch)
+    assert fast.status == slow.status == "ok" and fast.duration_ms == slow.duration_ms
+
+
+@pytest.mark.parametrize("fmt", ["ogg", "opus"])
+def test_an_ogg_stream_starting_at_a_granule_offset_is_left_to_the_demuxer(
+        tmp_path: Path, fmt: str) -> None:
+    # A stream cut from a longer one keeps its granules: the length is last - first.
+    data = write_audio(tmp_path / f"w.{fmt}", fmt, kind="noise", seconds=2.0).read_bytes()
+    out = b""
+    for pos, length in _ogg_pages(data):
+        page = bytearray(data[pos:pos + length])
+        (granule,) = struct.unpack_from("<q", page, 6)
+        if granule > 0:
+            struct.pack_into("<q", page, 6, granule + 96000)
+        out += _resign(page)
+    shifted = tmp_path / f"shifted.{fmt}"
+    shifted.write_bytes(out)
+    assert facts(shifted) is None
+
+
+def test_flac_metadata_must_start_with_streaminfo(tmp_path: Path) -> None:
+    data = write_audio(tmp_path / "w.flac", "flac", seconds=1.0).read_bytes()
+    padding = bytes([1]) + (16).to_bytes(3, "big") + b"\0" * 16  # a PADDING block first
+    moved = tmp_path / "moved.flac"
+    moved.write_bytes(b"fLaC" + padding + bytes([data[4] & 0x7F]) + data[5:])
+    assert facts(moved) is None
+
+
+def test_a_small_flac_missing_a_whole_frame_is_refused(tmp_path: Path) -> None:
+    # Every frame left is intact (the CRC over all frames is still 0): the frame numbers
+    # show the gap, and the demuxer names it.
+    data = write_audio(tmp_path / "w.flac", "flac", kind="noise", seconds=3.0).read_bytes()
+    view = memoryview(data)
+    starts = [m.start() for m in native._SYNC.finditer(data)
+              if native._frame_header(view, m.start()) is not None]
+    assert len(starts) > 6
+    gap = tmp_path / "gap.flac"
+    gap.write_bytes(data[:starts[3]] + data[starts[4]:])
+    assert facts(gap) is None
+    r = scan_one(gap)
+    assert r.status == "quarantined" and "corrupt audio data" in (r.reason or ""), r.reason
+
+
+def test_a_large_ogg_missing_a_page_near_its_end_is_not_whole(tmp_path: Path) -> None:
+    data = write_audio(tmp_path / "w.opus", "opus", kind="noise", seconds=40.0,
+                       bitrate=128000).read_bytes()
+    assert len(data) > probe_mod.SEEK_MIN_BYTES
+    pages = _ogg_pages(data)
+    pos, length = pages[-2]
+    cut = tmp_path / "cut.opus"
+    cut.write_bytes(data[:pos] + data[pos + length:])
+    assert facts(path := tmp_path / "w.opus") is not None and path.exists()
+    assert facts(cut) is None

@@ -23,6 +23,7 @@ raises Damaged.
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
 
@@ -34,6 +35,7 @@ _BLOCK_SIZES = (0, 192, 576, 1152, 2304, 4608, -8, -16, 256, 512, 1024, 2048, 40
 # How far before the end the last FLAC frame may start when STREAMINFO gives no maximum.
 _MAX_FRAME = 1 << 20
 _OGG_HEADER = struct.Struct("<4sBBqIIIB")
+_SYNC = re.compile(rb"\xff[\xf8\xf9]")
 _OPUS_RATE = 48000
 
 
@@ -63,7 +65,7 @@ def probe(data: memoryview, whole_check: bool) -> Facts | None:
     head = bytes(data[:4])
     try:
         if head == b"fLaC":
-            return _flac(data)
+            return _flac(data, whole_check)
         if head == b"OggS":
             return _ogg(data, whole_check)
     except (IndexError, ValueError, struct.error, UnicodeDecodeError):
@@ -73,12 +75,12 @@ def probe(data: memoryview, whole_check: bool) -> Facts | None:
 
 # -- FLAC ---------------------------------------------------------------------------------------
 
-def _flac(data: memoryview) -> Facts | None:
+def _flac(data: memoryview, whole_check: bool) -> Facts | None:
     size = len(data)
     pos = 4
     info: bytes | None = None
     comments: list[tuple[str, str]] = []
-    last = False
+    seen_comments = last = False
     while not last:
         if pos + 4 > size:
             return None
@@ -92,10 +94,12 @@ def _flac(data: memoryview) -> Facts | None:
             if info is not None or length != 34:
                 return None
             info = bytes(data[body:body + 34])
+        elif info is None or kind == 127:
+            return None  # STREAMINFO not first, or an invalid block type
         elif kind == 4:
-            comments = _comments(data[body:body + length])
-        elif kind == 127 or (info is None and pos != 4):
-            return None  # invalid block type, or STREAMINFO not first
+            if seen_comments:
+                return None  # two comment blocks: the tag reader refuses the file
+            comments, seen_comments = _comments(data[body:body + length]), True
         pos = body + length
     if info is None:
         return None
@@ -113,8 +117,11 @@ def _flac(data: memoryview) -> Facts | None:
     # Every frame ends with the CRC-16 of itself: over all of them the register ends at 0.
     if crc16.umts(data[pos:]) != 0:
         return None
-    end = _last_frame_end(data, pos, size, max_frame, min_block, max_block)
-    if end != total:
+    final = _last_frame(data, pos, size, max_frame, min_block, max_block)
+    if final is None or final[0] != total:
+        return None
+    min_frame = int.from_bytes(info[4:7], "big")
+    if whole_check and not _frames_in_sequence(data, pos, final[1], min_frame):
         return None
     seconds = total / rate
     return Facts("flac", "flac", rate, channels, seconds, _bitrate(size, total, rate), comments)
@@ -122,6 +129,13 @@ def _flac(data: memoryview) -> Facts | None:
 
 def _frame_header(data: memoryview, pos: int) -> tuple[int, int, bool] | None:
     """(coded number, block size, variable blocking) of a valid frame header at pos, or None."""
+    try:
+        return _parse_frame_header(data, pos)
+    except IndexError:  # a sync code too near the end to hold a header
+        return None
+
+
+def _parse_frame_header(data: memoryview, pos: int) -> tuple[int, int, bool] | None:
     if len(data) < pos + 6 or data[pos] != 0xFF or data[pos + 1] & 0xFE != 0xF8:
         return None
     variable = bool(data[pos + 1] & 1)
@@ -156,10 +170,54 @@ def _frame_header(data: memoryview, pos: int) -> tuple[int, int, bool] | None:
     return number, block, variable
 
 
-def _last_frame_end(data: memoryview, start: int, size: int, max_frame: int, min_block: int,
-                    max_block: int) -> int | None:
-    """The sample where the last frame ends: the last header from which the frames to the end
-    check out (a sync pattern inside audio data fails its CRCs)."""
+def _frames_in_sequence(data: memoryview, start: int, last_number: int, min_frame: int
+                        ) -> bool:
+    """Whether the frames from start on are numbered without a gap up to the last one. The
+    CRC over all frames cannot see a frame missing whole; the demuxer reading a small file
+    whole would. Frames of a fixed block size share their first three header bytes (the
+    last frame may not), so those are found at C speed and only their numbers are read; the
+    rare variable block size reads every candidate header."""
+    raw = bytes(data[start:])
+    if raw[1] == 0xF9:  # variable block size: numbers are sample numbers
+        expected, pattern = 0, _SYNC
+        for m in pattern.finditer(raw):
+            hdr = _frame_header(data, start + m.start())
+            if hdr is not None:
+                if hdr[0] != expected:
+                    return False
+                expected = hdr[0] + hdr[1]
+        return expected > 0
+    head, expected, at = raw[:3], 0, 0
+    while at >= 0:
+        if _coded_number(raw, at + 4) != expected:
+            return False  # a frame missing, or sync bytes inside audio data: ask the demuxer
+        expected += 1
+        at = raw.find(head, at + max(min_frame, 6))
+    return expected - 1 in (last_number, last_number - 1)
+
+
+def _coded_number(raw: bytes, p: int) -> int:
+    """The UTF-8-like coded frame number at p, or -1."""
+    b0 = raw[p] if p < len(raw) else 0xFF
+    if b0 < 0x80:
+        return b0
+    extra = 0
+    while extra < 7 and b0 & (0x80 >> extra):
+        extra += 1
+    if extra in (1, 7) or p + extra > len(raw):
+        return -1
+    number = b0 & (0x7F >> extra)
+    for b in raw[p + 1:p + extra]:
+        if b & 0xC0 != 0x80:
+            return -1
+        number = (number << 6) | (b & 0x3F)
+    return number
+
+
+def _last_frame(data: memoryview, start: int, size: int, max_frame: int, min_block: int,
+                max_block: int) -> tuple[int, int] | None:
+    """(the sample where the last frame ends, its coded number): the last header from which
+    the frames to the end check out (a sync pattern inside audio data fails its CRCs)."""
     lo = max(start, size - (max_frame + 16 if max_frame else _MAX_FRAME))
     tail = bytes(data[lo:])
     limit = len(tail) - 2  # the last position a sync code may start at
@@ -172,10 +230,10 @@ def _last_frame_end(data: memoryview, start: int, size: int, max_frame: int, min
         if hdr is not None and crc16.umts(data[lo + at:]) == 0:
             number, block, variable = hdr
             if variable:
-                return number + block
+                return number + block, number
             if min_block != max_block and lo + at != start:
                 return None  # a fixed block size that is not fixed: let the demuxer judge
-            return number * max_block + block
+            return number * max_block + block, number
     return None
 
 
@@ -222,16 +280,19 @@ def _ogg(data: memoryview, whole_check: bool) -> Facts | None:
     ident = bytes(data[27 + len(lacing):length])
     if ident.startswith(b"\x01vorbis") and len(ident) >= 30:
         codec = "vorbis"
-        channels = ident[11]
-        rate, _bmax, nominal = struct.unpack_from("<Iii", ident, 12)
+        version, channels, rate, _bmax, nominal = struct.unpack_from("<IBIii", ident, 7)
+        if version != 0 or nominal < 0:
+            return None
         pre_skip = 0
-        bitrate: int | None = nominal if nominal > 0 else None
+        bitrate: int | None = nominal or None
         comment_magic = b"\x03vorbis"
+        max_packet = (1 << (ident[28] >> 4)) // 2  # samples: half the long block
     elif ident.startswith(b"OpusHead") and len(ident) >= 19:
         codec = "opus"
         channels = ident[9]
         pre_skip = struct.unpack_from("<H", ident, 10)[0]
         rate, bitrate, comment_magic = _OPUS_RATE, None, b"OpusTags"
+        max_packet = 0  # counted exactly from each packet's TOC byte
     else:
         return None
     if not channels or not rate:
@@ -247,28 +308,39 @@ def _ogg(data: memoryview, whole_check: bool) -> Facts | None:
         if p_serial != serial or p_seq != seq_next or p_flags & 0x02:
             return None
         body = pos + 27 + len(p_lacing)
-        done = False
-        for lace in p_lacing:
+        rest = None  # what the page holds after the comment header
+        for at, lace in enumerate(p_lacing):
             packet += data[body:body + lace]
             body += lace
             if lace < 255:
-                done = True
+                rest = p_lacing[at + 1:]
                 break
         pos += p_len
         seq_next += 1
-        if done:
+        if rest is not None:
             break
     if not packet.startswith(comment_magic):
         return None
     comments = _comments(memoryview(packet)[len(comment_magic):])
+    if codec == "vorbis" and not (rest and rest[-1] < 255):
+        # The setup header, which ends a page, did not end on the comment header's page.
+        while True:
+            page = _page(data, pos)
+            if page is None or page[2] != serial or page[3] != seq_next:
+                return None
+            pos += page[4]
+            seq_next += 1
+            if page[5] and page[5][-1] < 255:
+                break
+    audio_pos, audio_seq = pos, seq_next
     last_flags, last_granule = 0, 0  # no audio page: not proven
     if whole_check:
         while pos < size:  # every page: whole, its CRC right, none missing, one stream
+            if bytes(data[pos:pos + 4]) != b"OggS" or _runs_past_end(data, pos):
+                return None  # trailing bytes (an ID3v1 tag?) or cut short: the demuxer says
             page = _page(data, pos)
             if page is not None and page[2] != serial:
                 return None  # several streams (chained or multiplexed): the demuxer's job
-            if page is None and _runs_past_end(data, pos):
-                return None  # cut short: the demuxer says so
             if page is None or page[3] != seq_next:
                 # The demuxer would resynchronise and play on over the hole.
                 raise Damaged(f"corrupt audio data: Ogg page {seq_next} (at byte {pos}) is "
@@ -276,14 +348,14 @@ def _ogg(data: memoryview, whole_check: bool) -> Facts | None:
             last_flags, last_granule = page[0], page[1]
             pos += page[4]
             seq_next += 1
-        if pos != size or seq_next < 3:
-            return None
     else:
-        found = _last_page(data, serial)
+        found = _last_pages(data, serial)
         if found is None:
             return None
         last_flags, last_granule = found
     if not last_flags & 0x04 or last_granule <= pre_skip:
+        return None
+    if not _starts_at_zero(data, audio_pos, serial, audio_seq, codec, max_packet):
         return None
     seconds = (last_granule - pre_skip) / rate
     if bitrate is None:  # over the length with the pre-skip, as the demuxer counts it
@@ -291,19 +363,67 @@ def _ogg(data: memoryview, whole_check: bool) -> Facts | None:
     return Facts("ogg", codec, rate, channels, seconds, bitrate, comments)
 
 
-def _last_page(data: memoryview, serial: int) -> tuple[int, int] | None:
-    """(flags, granule) of the page that ends the file exactly, checked."""
-    size = len(data)
-    lo = max(0, size - (27 + 255 + 255 * 255))
-    tail = bytes(data[lo:])
-    at = len(tail)
-    while True:
-        at = tail.rfind(b"OggS", 0, at)
-        if at < 0:
+# Samples per Opus frame at 48 kHz by TOC configuration (RFC 6716, 3.1): SILK 10-60 ms,
+# hybrid 10-20 ms, CELT 2.5-20 ms.
+_OPUS_FRAME = (480, 960, 1920, 2880) * 3 + (480, 960) * 2 + (120, 240, 480, 960) * 4
+
+
+def _opus_samples(packet: bytes) -> int:
+    """Samples at 48 kHz in one Opus packet, from its TOC byte (and frame count byte)."""
+    toc = packet[0]
+    code = toc & 3
+    frames = 1 if code == 0 else 2 if code in (1, 2) else packet[1] & 0x3F
+    return _OPUS_FRAME[toc >> 3] * frames
+
+
+def _starts_at_zero(data: memoryview, pos: int, serial: int, seq: int, codec: str,
+                    max_packet: int) -> bool:
+    """Whether the audio starts at granule 0: the first audio page (at pos: a fresh page, by
+    both specifications) ends no later than its packets reach. A stream cut from a longer one
+    (a radio recording) keeps the original's granules; the demuxer subtracts the start."""
+    page = _page(data, pos)
+    if page is None or page[2] != serial or page[3] != seq or page[1] < 0 or page[0] & 0x01:
+        return False
+    flags, granule, _serial, _seq, _length, lacing = page
+    if codec == "vorbis":
+        # Exact only with the setup header's modes; a bound: each packet adds at most half a
+        # long block.
+        return granule <= sum(1 for lace in lacing if lace < 255) * max_packet
+    body = pos + 27 + len(lacing)
+    start, total = body, 0
+    for lace in lacing:
+        body += lace
+        if lace < 255:
+            total += _opus_samples(bytes(data[start:start + 2]))
+            start = body
+    # The last page may end short of its packets (the encoder's padding trimmed off).
+    return granule <= total if flags & 0x04 else granule == total
+
+
+def _last_pages(data: memoryview, serial: int, count: int = 4) -> tuple[int, int] | None:
+    """(flags, granule) of the page that ends the file exactly, once it and the pages before
+    it (up to `count`, about the last seconds the demuxer would read) check out."""
+    end, found, seq = len(data), None, -1
+    for _ in range(count):
+        lo = max(0, end - (27 + 255 + 255 * 255))
+        tail = bytes(data[lo:end])
+        at = len(tail)
+        page = None
+        while page is None:
+            at = tail.rfind(b"OggS", 0, at)
+            if at < 0:
+                return None
+            page = _page(data, lo + at)
+            if page is not None and lo + at + page[4] != end:
+                page = None  # "OggS" inside a payload
+        if page[2] != serial or (seq >= 0 and page[3] != seq - 1):
             return None
-        page = _page(data, lo + at)
-        if page is not None and lo + at + page[4] == size:
-            return (page[0], page[1]) if page[2] == serial else None
+        if found is None:
+            found = (page[0], page[1])
+        end, seq = lo + at, page[3]
+        if seq <= 2:
+            break  # the header pages are checked already
+    return found
 
 
 def _bitrate(size: int, samples: int, rate: int) -> int:

@@ -239,7 +239,7 @@ def _probe(task: ScanTask, reader: store.Reader, res: FileResult) -> None:
     if not task.fingerprint and isinstance(reader, store.WholeFileReader):
         # FLAC and Ogg proven whole by their own checksums need no demuxer (see native).
         try:
-            facts = native.probe(reader.data, whole_check=reader.size < SEEK_MIN_BYTES)
+            facts = native.probe(reader.data, whole_check=reader.size <= SEEK_MIN_BYTES)
         except native.Damaged as exc:
             raise Refused(str(exc)) from None
         if facts is not None:

@@ -868,19 +868,19 @@ def _plan_scratch(con: duckdb.DuckDBPyConnection, ps: PlanSettings,
         out.execute("DELETE FROM plan_tracks WHERE plan_id >= ?", [plan_id])  # a killed run's
         try:
             _write_chunks(con, out, ps, isrc, cut, holdings, tot, plan_id)
+            summary = {"plan_id": plan_id, **_final_summary(tot, ps, n, cut, holdings)}
+            with db.transaction(out):
+                out.execute(
+                    "INSERT INTO plans (plan_id, created_at, settings_json, "
+                    "catalog_fingerprint, budget_bytes, summary_json) VALUES (?, ?, ?, ?, ?, ?)",
+                    [plan_id, db.now(), settings_json, fingerprint, ps.budget_bytes,
+                     json.dumps(summary, sort_keys=True)])
+                out.execute("DELETE FROM plan_tracks WHERE plan_id <= ?",
+                            [plan_id - ps.keep_plans])
+                out.execute("DELETE FROM plans WHERE plan_id <= ?", [plan_id - ps.keep_plans])
         except BaseException:
             _forget_rows(out, plan_id)
             raise
-        summary = {"plan_id": plan_id, **_final_summary(tot, ps, n, cut, holdings)}
-        with db.transaction(out):
-            out.execute(
-                "INSERT INTO plans (plan_id, created_at, settings_json, catalog_fingerprint, "
-                "budget_bytes, summary_json) VALUES (?, ?, ?, ?, ?, ?)",
-                [plan_id, db.now(), settings_json, fingerprint, ps.budget_bytes,
-                 json.dumps(summary, sort_keys=True)])
-            out.execute("DELETE FROM plan_tracks WHERE plan_id <= ?",
-                        [plan_id - ps.keep_plans])
-            out.execute("DELETE FROM plans WHERE plan_id <= ?", [plan_id - ps.keep_plans])
     finally:
         out.close()
     return PlanResult(plan_id=plan_id, reused=False, summary=summary)
