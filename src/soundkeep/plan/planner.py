@@ -142,6 +142,63 @@ def value_listens(listens: np.ndarray, dup_rows: np.ndarray, rep_rows: np.ndarra
                                  minlength=len(listens))
 
 
+def status_before_budget(ps: PlanSettings, popularity: np.ndarray, has_listens: np.ndarray,
+                         held: np.ndarray, secondary: np.ndarray, usable: np.ndarray,
+                         dup_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(status, eligible) before the budget: metadata_only, or skipped (low priority,
+    duplicate ISRC), or an error; eligible rows are offered to the budget."""
+    code = {s: i for i, s in enumerate(statuses(ps))}
+    low = (popularity <= 0) & ~has_listens & ~held & (secondary < ps.min_secondary_priority)
+    status = np.full(len(usable), code[METADATA_ONLY], dtype=np.int8)
+    status[low] = code[SKIPPED_LOW]
+    status[dup_rows] = code[SKIPPED_DUPLICATE]
+    status[~usable] = code[ERROR_ZERO_DURATION]
+    eligible = usable & ~low
+    eligible[dup_rows] = False
+    return status, eligible
+
+
+@dataclass
+class Verdicts:
+    """What the budget's choice means for each row: tier, size, value, audio kept, missing."""
+
+    tier: np.ndarray       # int8 index into ps.tiers
+    est_bytes: np.ndarray  # int64
+    value: np.ndarray      # float64 listens x tier weight (0 without audio)
+    has_audio: np.ndarray  # bool
+    missing: np.ndarray    # bool: audio planned, no file held
+
+
+def verdicts(ps: PlanSettings, option: np.ndarray, rows: np.ndarray, b: list[np.ndarray],
+             vlistens: np.ndarray, status: np.ndarray, distributable: np.ndarray,
+             held: np.ndarray, holdings: bool) -> Verdicts:
+    """Tiers and sizes from each offered row's option (-1: none); statuses updated in place
+    (planned_<tier>, dark where not distributable, missing_audio where no file is held)."""
+    n = len(status)
+    code = {s: i for i, s in enumerate(statuses(ps))}
+    tiers = list(ps.tiers)
+    audio = audio_tiers(ps)
+    chosen = np.flatnonzero(option >= 0)
+    kept_rows = rows[chosen]
+    opt = option[chosen]
+    tier = np.full(n, tiers.index(ps.empty_tier), dtype=np.int8)
+    tier[kept_rows] = np.array([tiers.index(t) for t in audio], dtype=np.int8)[opt]
+    est_bytes = np.zeros(n, dtype=np.int64)
+    for k, col in enumerate(b):
+        pick = opt == k
+        est_bytes[kept_rows[pick]] = col[chosen[pick]]
+    value = np.zeros(n)
+    value[kept_rows] = np.array([t.weight for t in audio])[opt] * (vlistens[kept_rows]
+                                                                   + LISTEN_EPSILON)
+    has_audio = np.zeros(n, dtype=bool)
+    has_audio[kept_rows] = True
+    status[kept_rows] = np.array([code[t.status] for t in audio], dtype=np.int8)[opt]
+    status[has_audio & ~distributable] = code[DARK]
+    missing = has_audio & ~held if holdings else np.zeros(n, dtype=bool)
+    status[missing] = code[MISSING_AUDIO]
+    return Verdicts(tier, est_bytes, value, has_audio, missing)
+
+
 def compute(inp: Inputs, ps: PlanSettings, con: duckdb.DuckDBPyConnection,
             summary: bool = True) -> Computed:
     """Decide every track's status, tier, size and phase, the whole catalog at once.
@@ -152,8 +209,6 @@ def compute(inp: Inputs, ps: PlanSettings, con: duckdb.DuckDBPyConnection,
     With summary=False the figures are left to comp.summarize(), to run beside the write.
     """
     n = len(inp)
-    names = statuses(ps)
-    code = {s: i for i, s in enumerate(names)}
     listens = listens_per_track(inp.listens, inp.has_listens, inp.popularity, inp.secondary,
                                 ps.listens, ps.secondary.maximum)
     # The rank sort runs in DuckDB (which lets go of the GIL) while numpy finds shared ISRCs.
@@ -171,45 +226,18 @@ def compute(inp: Inputs, ps: PlanSettings, con: duckdb.DuckDBPyConnection,
     is_dup = ((rep != shared) & usable[shared]
               & (inp.popularity[shared] <= ps.isrc_dedupe_max_popularity))
     dup_rows, rep_rows = shared[is_dup], rep[is_dup]
-    dup = np.zeros(n, dtype=bool)
-    dup[dup_rows] = True
-    low = ((inp.popularity <= 0) & ~inp.has_listens & ~held
-           & (inp.secondary < ps.min_secondary_priority))
-    status = np.full(n, code[METADATA_ONLY], dtype=np.int8)
-    status[low] = code[SKIPPED_LOW]
-    status[dup_rows] = code[SKIPPED_DUPLICATE]
-    status[~usable] = code[ERROR_ZERO_DURATION]
-    eligible = usable & ~dup & ~low
+    status, eligible = status_before_budget(ps, inp.popularity, inp.has_listens, held,
+                                            inp.secondary, usable, dup_rows)
     vlistens = value_listens(listens, dup_rows, rep_rows, rank)
 
     rows = np.flatnonzero(eligible)
     inc, b = offers(ps, inp.duration_ms[rows], inp.held_bytes[rows], vlistens[rows],
                     rank[rows])
     choice = knapsack.solve(inc, ps.budget_bytes)
-
-    tiers = list(ps.tiers)
-    audio = audio_tiers(ps)
-    audio_index = np.array([tiers.index(t) for t in audio], dtype=np.int64)
-    tier = np.full(n, tiers.index(ps.empty_tier), dtype=np.int8)
-    est_bytes = np.zeros(n, dtype=np.int64)
-    chosen = np.flatnonzero(choice.option >= 0)
-    kept_rows = rows[chosen]
-    opt = choice.option[chosen]
-    tier[kept_rows] = audio_index[opt]
-    for k, col in enumerate(b):
-        pick = opt == k
-        est_bytes[kept_rows[pick]] = col[chosen[pick]]
-    weight = np.array([t.weight for t in audio])
-    value = np.zeros(n)
-    value[kept_rows] = weight[opt] * (vlistens[kept_rows] + LISTEN_EPSILON)
-
-    has_audio = np.zeros(n, dtype=bool)
-    has_audio[kept_rows] = True
-    planned_code = np.array([code[t.status] for t in audio], dtype=np.int8)
-    status[kept_rows] = planned_code[opt]
-    status[has_audio & ~inp.distributable] = code[DARK]
-    missing = has_audio & ~held if inp.holdings else np.zeros(n, dtype=bool)
-    status[missing] = code[MISSING_AUDIO]
+    v = verdicts(ps, choice.option, rows, b, vlistens, status, inp.distributable, held,
+                 inp.holdings)
+    tier, est_bytes, value, has_audio, missing = (v.tier, v.est_bytes, v.value, v.has_audio,
+                                                  v.missing)
     in_phase = has_audio & inp.distributable & ~missing
     phased = order[in_phase[order]]           # distributed rows, in rank order
     phase = np.zeros(n, dtype=np.int64)
@@ -463,7 +491,6 @@ def _chunk_of(table: pa.Table, ps: PlanSettings, isrc: Isrc) -> Chunk:
                                            mask=col.is_null().to_numpy(zero_copy_only=False))
         else:
             cols[name] = col.to_numpy()
-    code = {s: i for i, s in enumerate(statuses(ps))}
     pop = np.asarray(cols["popularity"], dtype=np.int16)
     secondary = np.asarray(cols["secondary"], dtype=np.float64)
     real = np.asarray(cols["listens"], dtype=np.float64)
@@ -480,13 +507,8 @@ def _chunk_of(table: pa.Table, ps: PlanSettings, isrc: Isrc) -> Chunk:
     else:
         dup_at, dup_pos = _lookup(isrc.dup_rank, rank)
         rep_at, rep_pos = _lookup(isrc.rep_rank, rank)
-    low = (pop <= 0) & ~has_listens & ~held & (secondary < ps.min_secondary_priority)
-    status = np.full(rank.size, code[METADATA_ONLY], dtype=np.int8)
-    status[low] = code[SKIPPED_LOW]
-    status[dup_at] = code[SKIPPED_DUPLICATE]
-    status[~usable] = code[ERROR_ZERO_DURATION]
-    eligible = usable & ~low
-    eligible[dup_at] = False
+    status, eligible = status_before_budget(ps, pop, has_listens, held, secondary, usable,
+                                            dup_at)
     vlistens = listens.copy()
     vlistens[rep_at] = listens[rep_at] + isrc.rep_extra[rep_pos]
     rows = np.flatnonzero(eligible)
@@ -676,32 +698,13 @@ def _decide(chunk: Chunk, ps: PlanSettings, isrc: Isrc, cut: knapsack.Cut | None
             holdings: bool, tot: _Totals) -> dict[str, Any]:
     """A chunk's tiers, statuses, sizes and phases (and its share of the summary)."""
     n = chunk.rank.size
-    code = {s: i for i, s in enumerate(statuses(ps))}
-    tiers = list(ps.tiers)
-    audio = audio_tiers(ps)
-    inc = chunk.inc
-    option = knapsack.options_of(inc, knapsack.taken_by(inc, cut))
-    chosen = np.flatnonzero(option >= 0)
-    kept_rows = chunk.rows[chosen]
-    opt = option[chosen]
-    audio_index = np.array([tiers.index(t) for t in audio], dtype=np.int8)
-    tier = np.full(n, tiers.index(ps.empty_tier), dtype=np.int8)
-    tier[kept_rows] = audio_index[opt]
-    est_bytes = np.zeros(n, dtype=np.int64)
-    for k, col in enumerate(chunk.b):
-        pick = opt == k
-        est_bytes[kept_rows[pick]] = col[chosen[pick]]
-    weight = np.array([t.weight for t in audio])
-    value = np.zeros(n)
-    value[kept_rows] = weight[opt] * (chunk.vlistens[kept_rows] + LISTEN_EPSILON)
-    has_audio = np.zeros(n, dtype=bool)
-    has_audio[kept_rows] = True
-    status = chunk.status
-    status[kept_rows] = np.array([code[t.status] for t in audio], dtype=np.int8)[opt]
+    option = knapsack.options_of(chunk.inc, knapsack.taken_by(chunk.inc, cut))
     distributable = np.asarray(chunk.cols["distributable"], dtype=bool)
-    status[has_audio & ~distributable] = code[DARK]
-    missing = has_audio & ~chunk.held if holdings else np.zeros(n, dtype=bool)
-    status[missing] = code[MISSING_AUDIO]
+    status = chunk.status
+    v = verdicts(ps, option, chunk.rows, chunk.b, chunk.vlistens, status, distributable,
+                 chunk.held, holdings)
+    tier, est_bytes, value, has_audio, missing = (v.tier, v.est_bytes, v.value, v.has_audio,
+                                                  v.missing)
     phased = np.flatnonzero(has_audio & distributable & ~missing)
     phase = np.zeros(n, dtype=np.int64)
     phase[phased] = tot.cut_phases(est_bytes[phased], ps.bundle_bytes)
