@@ -568,8 +568,7 @@ class _Context:
             FROM names WHERE artist_id NOT IN (SELECT artist_id FROM artists)
             GROUP BY artist_id""")
         if by_ids:
-            self.stage("names", f"SELECT * FROM names UNION ALL "
-                                f"{ids_sql} WHERE len(artist_ids) > 0")
+            con.execute(f"INSERT INTO names {ids_sql} WHERE len(artist_ids) > 0")
 
     def _credits(self) -> str:
         """SELECT (eid, artist_id, pos) for this batch's ordered artist credits."""
@@ -647,8 +646,8 @@ class _Context:
             WHERE first_artist IS NOT NULL
               AND release_id NOT IN (SELECT release_id FROM release_artists)
             GROUP BY release_id""")
-        self.stage("v", """SELECT v.* REPLACE (coalesce(a.release_id, v.rel_id) AS rel_id)
-                           FROM v LEFT JOIN albums a USING (_row)""")
+        con.execute("""UPDATE v SET rel_id = a.release_id FROM albums a
+                       WHERE a._row = v._row AND a.release_id IS NOT NULL""")
 
     def _load_releases(self) -> None:
         con = self.con
