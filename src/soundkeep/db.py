@@ -69,6 +69,18 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
         raise
 
 
+@contextlib.contextmanager
+def setting(con: duckdb.DuckDBPyConnection, name: str, value: str) -> Iterator[None]:
+    """SET a DuckDB setting for the statements inside; the previous value is restored."""
+    previous = scalar(con, f"SELECT current_setting('{name}')")
+    con.execute(f"SET {name} = {value}")
+    try:
+        yield
+    finally:
+        old = str(previous).lower() if isinstance(previous, bool) else repr(previous)
+        con.execute(f"SET {name} = {old}")
+
+
 def get_meta(con: duckdb.DuckDBPyConnection, key: str) -> str | None:
     """Read one meta value."""
     value = scalar(con, "SELECT value FROM meta WHERE key = ?", [key])

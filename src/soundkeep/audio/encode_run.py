@@ -215,11 +215,8 @@ LEFT JOIN latest j ON j.track_id = p.track_id AND j.source_sha256 = coalesce(p.p
     # The jobs with everything they need (tags too), in one set-based pass over the catalog;
     # stored in rank order (insertion order kept for this one statement) so that reading a
     # page of n values touches only the row groups that hold it.
-    con.execute("SET preserve_insertion_order = true")
-    try:
+    with db.setting(con, "preserve_insertion_order", "true"):
         con.execute(_TODO_SQL.format(limit=lim))
-    finally:
-        con.execute("SET preserve_insertion_order = false")  # as archive.connect sets it
     todo = db.scalar(con, "SELECT count(*) FROM encode_todo") or 0
     return Summary(planned=int(planned), not_held=int(not_held), skipped=int(skipped),
                    todo=int(todo))

@@ -803,14 +803,12 @@ def _make_plan(con: duckdb.DuckDBPyConnection, ps: PlanSettings,
     real = con.execute("SELECT count(listens) > 0 FROM tracks").fetchall()[0][0]
     # The scratch table must be stored in its ORDER BY's order (rank = rowid + 1), and
     # chunks read back in it: archives open with preserve_insertion_order off.
-    preserve = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
-    con.execute("SET preserve_insertion_order = true")
-    try:
-        con.execute(scratch_sql(ps, SCRATCH, bool(real)))
-        return _plan_scratch(con, ps, say)
-    finally:
-        con.execute(f"DROP TABLE IF EXISTS {SCRATCH}")
-        con.execute(f"SET preserve_insertion_order = {'true' if preserve else 'false'}")
+    with db.setting(con, "preserve_insertion_order", "true"):
+        try:
+            con.execute(scratch_sql(ps, SCRATCH, bool(real)))
+            return _plan_scratch(con, ps, say)
+        finally:
+            con.execute(f"DROP TABLE IF EXISTS {SCRATCH}")
 
 
 def _write_chunks(con: duckdb.DuckDBPyConnection, out: duckdb.DuckDBPyConnection,
