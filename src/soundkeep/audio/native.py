@@ -35,6 +35,7 @@ _BLOCK_SIZES = (0, 192, 576, 1152, 2304, 4608, -8, -16, 256, 512, 1024, 2048, 40
 # How far before the end the last FLAC frame may start when STREAMINFO gives no maximum.
 _MAX_FRAME = 1 << 20
 _OGG_HEADER = struct.Struct("<4sBBqIIIB")
+OGG_MAX_PAGE = 27 + 255 + 255 * 255  # header, 255 lacing values, 255 segments of 255 bytes
 _SYNC = re.compile(rb"\xff[\xf8\xf9]")
 _OPUS_RATE = 48000
 
@@ -142,21 +143,9 @@ def _parse_frame_header(data: memoryview, pos: int) -> tuple[int, int, bool] | N
     bs_code, sr_code = data[pos + 2] >> 4, data[pos + 2] & 0xF
     if bs_code == 0 or sr_code == 15 or data[pos + 3] >> 4 >= 11 or data[pos + 3] & 1:
         return None
-    # The frame (or sample) number, coded like UTF-8 in 1 to 7 bytes.
-    b0 = data[pos + 4]
-    extra = 0
-    while extra < 7 and b0 & (0x80 >> extra):
-        extra += 1
-    if extra == 1 or extra == 7:
+    number, p = _coded_number(data, pos + 4)
+    if number < 0:
         return None
-    number = b0 & (0x7F >> extra) if extra else b0
-    p = pos + 5
-    for _ in range(max(extra - 1, 0)):
-        b = data[p]
-        if b & 0xC0 != 0x80:
-            return None
-        number = (number << 6) | (b & 0x3F)
-        p += 1
     block = _BLOCK_SIZES[bs_code]
     if block == -8:
         block = data[p] + 1
@@ -189,29 +178,30 @@ def _frames_in_sequence(data: memoryview, start: int, last_number: int, min_fram
         return expected > 0
     head, expected, at = raw[:3], 0, 0
     while at >= 0:
-        if _coded_number(raw, at + 4) != expected:
+        if _coded_number(raw, at + 4)[0] != expected:
             return False  # a frame missing, or sync bytes inside audio data: ask the demuxer
         expected += 1
         at = raw.find(head, at + max(min_frame, 6))
     return expected - 1 in (last_number, last_number - 1)
 
 
-def _coded_number(raw: bytes, p: int) -> int:
-    """The UTF-8-like coded frame number at p, or -1."""
+def _coded_number(raw: bytes | memoryview, p: int) -> tuple[int, int]:
+    """(the frame or sample number at p, coded like UTF-8 in 1 to 7 bytes, the position after
+    it), or (-1, p)."""
     b0 = raw[p] if p < len(raw) else 0xFF
     if b0 < 0x80:
-        return b0
+        return b0, p + 1
     extra = 0
     while extra < 7 and b0 & (0x80 >> extra):
         extra += 1
     if extra in (1, 7) or p + extra > len(raw):
-        return -1
+        return -1, p
     number = b0 & (0x7F >> extra)
     for b in raw[p + 1:p + extra]:
         if b & 0xC0 != 0x80:
-            return -1
+            return -1, p
         number = (number << 6) | (b & 0x3F)
-    return number
+    return number, p + extra
 
 
 def _last_frame(data: memoryview, start: int, size: int, max_frame: int, min_block: int,
@@ -321,7 +311,7 @@ def _ogg(data: memoryview, whole_check: bool) -> Facts | None:
             break
     if not packet.startswith(comment_magic):
         return None
-    comments = _comments(memoryview(packet)[len(comment_magic):])
+    comments = _comments(memoryview(packet)[len(comment_magic):], framing=codec == "vorbis")
     if codec == "vorbis" and not (rest and rest[-1] < 255):
         # The setup header, which ends a page, did not end on the comment header's page.
         while True:
@@ -336,9 +326,10 @@ def _ogg(data: memoryview, whole_check: bool) -> Facts | None:
     last_flags, last_granule = 0, 0  # no audio page: not proven
     if whole_check:
         while pos < size:  # every page: whole, its CRC right, none missing, one stream
-            if bytes(data[pos:pos + 4]) != b"OggS" or _runs_past_end(data, pos):
-                return None  # trailing bytes (an ID3v1 tag?) or cut short: the demuxer says
             page = _page(data, pos)
+            if page is None and (bytes(data[pos:pos + 4]) != b"OggS"
+                                 or _runs_past_end(data, pos)):
+                return None  # trailing bytes (an ID3v1 tag?) or cut short: the demuxer says
             if page is not None and page[2] != serial:
                 return None  # several streams (chained or multiplexed): the demuxer's job
             if page is None or page[3] != seq_next:
@@ -405,7 +396,7 @@ def _last_pages(data: memoryview, serial: int, count: int = 4) -> tuple[int, int
     it (up to `count`, about the last seconds the demuxer would read) check out."""
     end, found, seq = len(data), None, -1
     for _ in range(count):
-        lo = max(0, end - (27 + 255 + 255 * 255))
+        lo = max(0, end - OGG_MAX_PAGE)
         tail = bytes(data[lo:end])
         at = len(tail)
         page = None
@@ -435,21 +426,12 @@ def _bitrate(size: int, samples: int, rate: int) -> int:
 
 # -- Vorbis comments ------------------------------------------------------------------------
 
-def _comments(block: memoryview) -> list[tuple[str, str]]:
-    """The (key, value) pairs of a Vorbis comment block (vendor string first, then comments)."""
-    (vendor_len,) = struct.unpack_from("<I", block, 0)
-    pos = 4 + vendor_len
-    (count,) = struct.unpack_from("<I", block, pos)
-    pos += 4
-    out: list[tuple[str, str]] = []
-    for _ in range(count):
-        (n,) = struct.unpack_from("<I", block, pos)
-        pos += 4
-        if pos + n > len(block):
-            raise ValueError("comment runs past its block")
-        text = bytes(block[pos:pos + n]).decode("utf-8")
-        pos += n
-        key, sep, value = text.partition("=")
-        if sep:
-            out.append((key, value))
-    return out
+def _comments(block: memoryview, framing: bool = False) -> list[tuple[str, str]]:
+    """The (key, value) pairs of a Vorbis comment block, read by mutagen, as the tag reader
+    of the demuxer's path reads them (what it refuses raises ValueError here)."""
+    from mutagen._vorbis import VComment, error
+
+    try:
+        return list(VComment(bytes(block), framing=framing))
+    except error as exc:
+        raise ValueError(str(exc)) from None

@@ -49,7 +49,6 @@ _CONTAINER_NAMES = {"mov,mp4,m4a,3gp,3g2,mj2": "mp4", "matroska,webm": "matroska
 _CODEC_NAMES = {"mp3float": "mp3", "mp2float": "mp2", "aac_fixed": "aac"}
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _SPLIT_ARTISTS = re.compile(r"\s*;\s*|\s*/\s*|\x00")
-_OGG_MAX_PAGE = 27 + 255 + 255 * 255
 
 
 @dataclass
@@ -451,7 +450,7 @@ def _fingerprint(container: Any, stream: Any, res: FileResult, ends: _Ends) -> N
 
 def _check_ogg_end(reader: store.Reader) -> None:
     """An Ogg file must end with a complete page flagged end-of-stream, else it was cut."""
-    n = min(reader.size, _OGG_MAX_PAGE + 128)
+    n = min(reader.size, native.OGG_MAX_PAGE + 128)
     tail = reader.pread(n, reader.size - n)
     end = len(tail)
     if end >= 128 and tail[-128:-125] == b"TAG":
