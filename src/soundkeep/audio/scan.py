@@ -9,8 +9,6 @@ Incremental: a path whose (size, mtime_ns) equals its scan_paths row is not open
 
 from __future__ import annotations
 
-import bisect
-import contextlib
 import multiprocessing
 import os
 import signal
@@ -26,6 +24,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from soundkeep import db
 from soundkeep.archive import Archive
@@ -194,8 +193,7 @@ def scan(arch: Archive, dirs: list[Path], opts: ScanOptions,
     walked = found.files
     report.found = walked.num_rows
     # A root where nothing was found (an unmounted drive?) does not forget its paths.
-    paths = walked.column("path").to_pylist()
-    empty = [r for r in roots if _count_under(paths, r) == 0]
+    empty = [r for r in roots if _count_under(walked.column("path"), r) == 0]
     for r in empty:
         report.warnings.append(f"{r}: no audio files found; what was scanned there before "
                                "is kept (is a drive unmounted?)")
@@ -247,13 +245,12 @@ def scan(arch: Archive, dirs: list[Path], opts: ScanOptions,
     return report
 
 
-def _count_under(sorted_paths: list[str], root: Path) -> int:
-    """How many of the sorted paths are the root or lie under it."""
+def _count_under(paths: pa.ChunkedArray | pa.Array | list[str], root: Path) -> int:
+    """How many of the paths are the root or lie under it (set work on the walk's column)."""
+    col = pa.array(paths, pa.string()) if isinstance(paths, list) else paths
     prefix = str(root).rstrip(os.sep) + os.sep
-    lo = bisect.bisect_left(sorted_paths, prefix)
-    n = bisect.bisect_left(sorted_paths, prefix + "\U0010ffff") - lo
-    i = bisect.bisect_left(sorted_paths, str(root))
-    return n + int(i < len(sorted_paths) and sorted_paths[i] == str(root))
+    hit = pc.or_(pc.equal(col, str(root)), pc.starts_with(col, prefix))
+    return int(pc.sum(hit).as_py() or 0)
 
 
 def _check_roots(arch: Archive, dirs: list[Path], mode: str) -> list[Path]:
@@ -292,36 +289,28 @@ def _plan(con: duckdb.DuckDBPyConnection, walked: pa.Table, roots: list[Path],
             LEFT JOIN scan_paths s USING (path)
             WHERE s.path IS NULL OR s.size <> w.size OR s.mtime_ns <> w.mtime_ns
             ORDER BY w.path""").to_arrow_table()
-        con.execute("BEGIN TRANSACTION")
-        con.execute("""
-            CREATE OR REPLACE TEMP TABLE sk_gone AS
-            SELECT s.path FROM scan_paths s
-            WHERE EXISTS (SELECT 1 FROM sk_roots r
-                          WHERE s.path = r.root OR starts_with(s.path, r.prefix))
-              AND s.path NOT IN (SELECT path FROM sk_walk)""")
-        row = con.execute("SELECT count(*) FROM sk_gone").fetchall()[0]
-        con.execute("DELETE FROM scan_paths WHERE path IN (SELECT path FROM sk_gone)")
-        con.execute("""DELETE FROM quarantine WHERE stage = 'scan'
-                       AND source_file IN (SELECT path FROM sk_gone)""")
-        con.execute("DROP TABLE sk_gone")
-        for name in bad_names:  # rare: one statement each is fine
-            con.execute("DELETE FROM quarantine WHERE stage = 'scan' AND source_file = ?",
-                        [name])
-            con.execute("INSERT INTO quarantine VALUES ('scan', ?, NULL, 'path', NULL, ?, now())",
-                        [name, "the file name is not valid UTF-8; rename the file to scan it"])
-        con.execute("COMMIT")
-    except BaseException:
-        _rollback(con)
-        raise
+        with db.transaction(con):
+            con.execute("""
+                CREATE OR REPLACE TEMP TABLE sk_gone AS
+                SELECT s.path FROM scan_paths s
+                WHERE EXISTS (SELECT 1 FROM sk_roots r
+                              WHERE s.path = r.root OR starts_with(s.path, r.prefix))
+                  AND s.path NOT IN (SELECT path FROM sk_walk)""")
+            row = con.execute("SELECT count(*) FROM sk_gone").fetchall()[0]
+            con.execute("DELETE FROM scan_paths WHERE path IN (SELECT path FROM sk_gone)")
+            con.execute("""DELETE FROM quarantine WHERE stage = 'scan'
+                           AND source_file IN (SELECT path FROM sk_gone)""")
+            con.execute("DROP TABLE sk_gone")
+            for name in bad_names:  # rare: one statement each is fine
+                con.execute("DELETE FROM quarantine WHERE stage = 'scan' AND source_file = ?",
+                            [name])
+                con.execute(
+                    "INSERT INTO quarantine VALUES ('scan', ?, NULL, 'path', NULL, ?, now())",
+                    [name, "the file name is not valid UTF-8; rename the file to scan it"])
     finally:
         con.unregister("sk_walk")
         con.unregister("sk_roots")
     return todo, int(row[0]) if row else 0
-
-
-def _rollback(con: duckdb.DuckDBPyConnection) -> None:
-    with contextlib.suppress(duckdb.Error):  # no transaction was open
-        con.execute("ROLLBACK")
 
 
 def _chunks(tasks: list[ScanTask]) -> Iterator[list[ScanTask]]:
@@ -447,51 +436,47 @@ def _write_batch(con: duckdb.DuckDBPyConnection, results: list[FileResult], mode
     con.complete()
     con.register("sk_batch", tbl)
     try:
-        con.execute("BEGIN TRANSACTION")
-        con.execute("""
-            CREATE OR REPLACE TEMP TABLE sk_new AS
-            SELECT * FROM sk_batch
-            WHERE status = 'ok' AND sha256 NOT IN (SELECT sha256 FROM audio_files)
-            QUALIFY row_number() OVER (PARTITION BY sha256 ORDER BY path) = 1""")
-        store_path = ("b.path" if mode == "in_place" else
-                      "'store/' || b.sha256[1:2] || '/' || b.sha256[3:4] || '/' || b.sha256")
-        isrc = identifiers.sql_normalize_isrc("b.tag_isrc")
-        con.execute(f"""
-            INSERT INTO audio_files BY NAME
-            SELECT b.sha256, b.size, {store_path} AS store_path, ? AS storage_mode,
-                   b.container, b.codec, b.bitrate, b.sample_rate, b.channels, b.duration_ms,
-                   b.tag_title, nullif(array_to_string(b.tag_artists, '; '), '') AS tag_artist,
-                   b.tag_album, nullif({isrc}, '') AS tag_isrc, b.tag_mb_recording_id,
-                   b.tag_track_number, b.tag_disc_number, b.fingerprint, now() AS first_seen,
-                   b.tag_artists, b.fingerprint_raw
-            FROM sk_new b""", [mode])
-        con.execute(f"""
-            INSERT INTO audio_fp_terms
-            SELECT term, sha256, min(pos) FROM (
-                SELECT sha256, unnest(fingerprint_raw) AS term,
-                       unnest(range(len(fingerprint_raw))) AS pos
-                FROM sk_new WHERE fingerprint_raw IS NOT NULL
-            ) GROUP BY ALL
-            HAVING sha256 IN (
-                SELECT sha256 FROM sk_new WHERE fingerprint_raw IS NOT NULL
-                AND len(list_distinct(fingerprint_raw)) >= {fpmod.MIN_DISTINCT_TERMS})""")
-        con.execute("DELETE FROM scan_paths WHERE path IN (SELECT path FROM sk_batch)")
-        con.execute("""INSERT INTO scan_paths
-                       SELECT path, size, mtime_ns, sha256, now() FROM sk_batch""")
-        con.execute("""DELETE FROM quarantine WHERE stage = 'scan'
-                       AND source_file IN (SELECT path FROM sk_batch)""")
-        con.execute("""INSERT INTO quarantine
-                       SELECT 'scan', path, NULL, NULL, NULL, reason, now()
-                       FROM sk_batch WHERE status = 'quarantined'""")
-        row = con.execute("""SELECT (SELECT count(*) FROM sk_new),
-                                    count(*) FILTER (WHERE status = 'ok'),
-                                    count(*) FILTER (WHERE status = 'quarantined')
-                             FROM sk_batch""").fetchall()[0]
-        con.execute("DROP TABLE sk_new")
-        con.execute("COMMIT")
-    except BaseException:
-        _rollback(con)
-        raise
+        with db.transaction(con):
+            con.execute("""
+                CREATE OR REPLACE TEMP TABLE sk_new AS
+                SELECT * FROM sk_batch
+                WHERE status = 'ok' AND sha256 NOT IN (SELECT sha256 FROM audio_files)
+                QUALIFY row_number() OVER (PARTITION BY sha256 ORDER BY path) = 1""")
+            store_path = ("b.path" if mode == "in_place" else
+                          "'store/' || b.sha256[1:2] || '/' || b.sha256[3:4] || '/' || b.sha256")
+            isrc = identifiers.sql_normalize_isrc("b.tag_isrc")
+            con.execute(f"""
+                INSERT INTO audio_files BY NAME
+                SELECT b.sha256, b.size, {store_path} AS store_path, ? AS storage_mode,
+                       b.container, b.codec, b.bitrate, b.sample_rate, b.channels, b.duration_ms,
+                       b.tag_title, nullif(array_to_string(b.tag_artists, '; '), '') AS tag_artist,
+                       b.tag_album, nullif({isrc}, '') AS tag_isrc, b.tag_mb_recording_id,
+                       b.tag_track_number, b.tag_disc_number, b.fingerprint, now() AS first_seen,
+                       b.tag_artists, b.fingerprint_raw
+                FROM sk_new b""", [mode])
+            con.execute(f"""
+                INSERT INTO audio_fp_terms
+                SELECT term, sha256, min(pos) FROM (
+                    SELECT sha256, unnest(fingerprint_raw) AS term,
+                           unnest(range(len(fingerprint_raw))) AS pos
+                    FROM sk_new WHERE fingerprint_raw IS NOT NULL
+                ) GROUP BY ALL
+                HAVING sha256 IN (
+                    SELECT sha256 FROM sk_new WHERE fingerprint_raw IS NOT NULL
+                    AND len(list_distinct(fingerprint_raw)) >= {fpmod.MIN_DISTINCT_TERMS})""")
+            con.execute("DELETE FROM scan_paths WHERE path IN (SELECT path FROM sk_batch)")
+            con.execute("""INSERT INTO scan_paths
+                           SELECT path, size, mtime_ns, sha256, now() FROM sk_batch""")
+            con.execute("""DELETE FROM quarantine WHERE stage = 'scan'
+                           AND source_file IN (SELECT path FROM sk_batch)""")
+            con.execute("""INSERT INTO quarantine
+                           SELECT 'scan', path, NULL, NULL, NULL, reason, now()
+                           FROM sk_batch WHERE status = 'quarantined'""")
+            row = con.execute("""SELECT (SELECT count(*) FROM sk_new),
+                                        count(*) FILTER (WHERE status = 'ok'),
+                                        count(*) FILTER (WHERE status = 'quarantined')
+                                 FROM sk_batch""").fetchall()[0]
+            con.execute("DROP TABLE sk_new")
     finally:
         con.unregister("sk_batch")
     if row:
