@@ -332,9 +332,16 @@ def solve(inc: Increments, budget: int | None) -> Choice:
                   lp_bound=objective + gap, lp_gap=gap, cutoff_eff=cutoff, critical=crit)
 
 
+def bytes_up_to(inc: Increments, eff: float, key: int) -> int:
+    """Bytes of the increments ordered up to (eff, key): more efficient ones, and equally
+    efficient ones with a key up to it."""
+    ties = np.flatnonzero(inc.eff == eff)
+    return int(inc.d_bytes[inc.eff > eff].sum() + inc.d_bytes[ties[inc.key(ties) <= key]].sum())
+
+
 def budget_to_take(inc: Increments, index: int) -> int:
     """The smallest budget from which increment `index` is taken (all before it, and itself)."""
-    return int(inc.d_bytes[_before(inc, index, inclusive=True)].sum())
+    return bytes_up_to(inc, float(inc.eff[index]), int(inc.key(index)))
 
 
 # Chunked selection (the planner's path): the increments of a catalog are made chunk by chunk

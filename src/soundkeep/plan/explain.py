@@ -108,16 +108,8 @@ def _steps(con: duckdb.DuckDBPyConnection, rec: PlanRecord, ranks: list[int]
         _, inc = _chunk_offers(con, rec, f"rank > {lo} AND rank <= {lo + CHUNK_ROWS}", reps)
         if not len(inc.eff):
             continue
-        order = np.argsort(-inc.eff, kind="stable")
-        e_sorted = -inc.eff[order]
-        cum = np.concatenate([[0], np.cumsum(inc.d_bytes[order])])
-        k_all = inc.key(np.arange(len(inc.eff)))
-        for j in range(len(own)):
-            # Strictly more efficient, then equal efficiency with a key up to this one.
-            above = int(np.searchsorted(e_sorted, -eff[j], side="left"))
-            need[j] += int(cum[above])
-            ties = inc.eff == eff[j]
-            need[j] += int(inc.d_bytes[ties & (k_all <= key[j])].sum())
+        for j in range(len(own)):  # a step or two: one pass each, no sort
+            need[j] += knapsack.bytes_up_to(inc, float(eff[j]), int(key[j]))
     out: dict[int, list[dict[str, Any]]] = {r: [] for r in ranks}
     for j in np.lexsort((mine.step, mine.row)):
         r = int(mine_rank[mine.row[j]])
