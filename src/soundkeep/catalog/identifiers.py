@@ -96,9 +96,13 @@ def sql_upc_shape_ok(x: str) -> str:
     return f"regexp_full_match({x}, '[0-9]{{8}}|[0-9]{{12,14}}')"
 
 
-def sql_is_valid_upc(x: str) -> str:
-    """SQL boolean: an 8, 12, 13 or 14 digit barcode whose GTIN check digit is right."""
-    return f"({sql_upc_shape_ok(x)} AND {sql_gtin_checksum_ok(f'TRY_CAST({x} AS UBIGINT)')})"
+def sql_is_valid_upc(x: str, number: str | None = None) -> str:
+    """SQL boolean: an 8, 12, 13 or 14 digit barcode whose GTIN check digit is right.
+
+    number: an expression already holding the barcode as a UBIGINT (the checksum reads it
+    many times; ingest computes it once per row)."""
+    checksum = sql_gtin_checksum_ok(number or f"TRY_CAST({x} AS UBIGINT)")
+    return f"({sql_upc_shape_ok(x)} AND {checksum})"
 
 
 def sql_is_valid_mbid(x: str) -> str:

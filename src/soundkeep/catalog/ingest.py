@@ -33,6 +33,11 @@ Progress = Callable[[str, int, int | None], None]  # (file, done, total) in rows
 AfterBatch = Callable[[duckdb.DuckDBPyConnection, "pa.RecordBatch | ParquetRange", int], None]
 
 
+def _is_text(arrow: pa.DataType | None) -> bool:
+    """Whether a source column holds text (or is not typed at all, as in CSV)."""
+    return arrow is None or pa.types.is_string(arrow) or pa.types.is_large_string(arrow)
+
+
 @dataclass
 class IngestResult:
     """What happened to one source file."""
@@ -294,7 +299,7 @@ class _Context:
         return None, None
 
     def _typed(self, f: Field, raw: str, arrow: pa.DataType | None) -> str:
-        is_text = arrow is None or pa.types.is_string(arrow) or pa.types.is_large_string(arrow)
+        is_text = _is_text(arrow)
         s = f"CAST({raw} AS VARCHAR)"
         if f.kind in ("key", "text"):
             if not is_text:
@@ -372,8 +377,7 @@ class _Context:
                         "not a valid ISRC; expected CC-XXX-YY-NNNNN (ISO 3901)"))
         elif f.kind == "upc":
             # {n}__num is the barcode as a number, computed once (see _build).
-            out.append((f"{n} IS NOT NULL AND NOT ({ids.sql_upc_shape_ok(n)} AND "
-                        f"{ids.sql_gtin_checksum_ok(n + '__num')})",
+            out.append((f"{n} IS NOT NULL AND NOT {ids.sql_is_valid_upc(n, n + '__num')}",
                         "not a valid barcode; expected 8, 12, 13 or 14 digits (EAN-8, UPC-A, "
                         "EAN-13, GTIN-14) with a right check digit"))
         elif f.kind == "date":
@@ -426,7 +430,7 @@ class _Context:
             typed_cols += [rname, f"{self._typed(f, rname, arrow)} AS {f.name}"]
             numeric_list = arrow is not None and pa.types.is_list(arrow) and \
                 not pa.types.is_string(arrow.value_type)
-            text = arrow is None or pa.types.is_string(arrow) or pa.types.is_large_string(arrow)
+            text = _is_text(arrow)
             for cond, reason in self._checks(f, rname, numeric_list, text):
                 checks.append((cond, _lit(f.name), f"CAST({rname} AS VARCHAR)", _lit(reason)))
         for f in self.fields:  # required fields absent from the file entirely

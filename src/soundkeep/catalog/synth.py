@@ -244,10 +244,13 @@ def write_catalog(out: Path, tracks: int, seed: int = 0,
 
     n_chunks = -(-tracks // CHUNK_TRACKS)
     n_parts = -(-n_chunks // PART_CHUNKS)
-    files = ["artists.parquet"]
 
     def part_name(entity: str, part: int) -> str:
         return f"{entity}.parquet" if n_parts == 1 else f"{entity}-{part:04d}.parquet"
+
+    # Every part holds at least one chunk of tracks and their releases: the files are known.
+    files = ["artists.parquet", *(part_name(e, p) for e in ("releases", "tracks")
+                                  for p in range(n_parts))]
 
     writers: dict[str, _Writer] = {}
 
@@ -257,7 +260,6 @@ def write_catalog(out: Path, tracks: int, seed: int = 0,
             writers.pop(entity).close()
         if entity not in writers:
             writers[entity] = _Writer(out / name, schema, entity, source)
-            files.append(name)
         return writers[entity]
 
     def make(k: int) -> tuple[pa.Table, pa.Table]:
@@ -290,9 +292,7 @@ def write_catalog(out: Path, tracks: int, seed: int = 0,
                           vocab_first, vocab_last))
     aw.close()
     return SynthSummary(tracks=tracks, releases=n_releases, artists=n_artists, seed=seed,
-                        source=source, files=sorted(files, key=lambda f: (
-                            ("artists", "releases", "tracks").index(f.split(".")[0].split("-")[0]),
-                            f)))
+                        source=source, files=files)
 
 
 _TRACK_SCHEMA = pa.schema([
