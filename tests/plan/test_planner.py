@@ -299,3 +299,20 @@ def test_an_empty_catalog_plans_to_nothing() -> None:
     from soundkeep.plan.coverage import coverage
 
     assert coverage(con)["curve"] == []
+
+
+def test_an_archive_with_the_old_current_plan_view_gets_the_semi_join(make_archive) -> None:  # type: ignore[no-untyped-def]
+    from soundkeep import archive, db
+
+    arch = make_archive(300)
+    root = arch.root
+    con = arch.con
+    con.execute("""CREATE OR REPLACE VIEW current_plan AS SELECT * FROM plan_tracks
+                   WHERE plan_id = (SELECT max(plan_id) FROM plans)""")
+    db.set_meta(con, "schema_version.plan", "1")
+    arch.close()
+    with archive.open_archive(root) as again:
+        sql = again.con.execute("SELECT sql FROM duckdb_views() WHERE view_name = "
+                                "'current_plan'").fetchall()[0][0]
+        assert "SEMI JOIN" in sql.upper()
+        assert db.get_meta(again.con, "schema_version.plan") == "2"

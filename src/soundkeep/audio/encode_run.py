@@ -160,7 +160,7 @@ def select_jobs(arch: Archive, plan_id: int, specs: dict[str, TierSpec], limit: 
     """List this run's jobs into the temp table encode_todo; count what is planned and done.
 
     The plan's rows are read from plan_tracks by plan_id rather than through the current_plan
-    view: DuckDB 2.0.0 returned wrong sums for some joins with that view.
+    view: the run works from, and records, the plan it was started with.
     """
     con = arch.con
     con.execute("DROP TABLE IF EXISTS encode_tiers")

@@ -35,4 +35,11 @@ CREATE VIEW current_plan AS
     SELECT pt.* FROM plan_tracks pt
     SEMI JOIN (SELECT max(plan_id) AS plan_id FROM plans) latest ON pt.plan_id = latest.plan_id
 """),
+    # Archives made before migration 1 took its semi-join form still hold the scalar-subquery
+    # view; this puts the semi-join in every archive.
+    (2, """
+CREATE OR REPLACE VIEW current_plan AS
+    SELECT pt.* FROM plan_tracks pt
+    SEMI JOIN (SELECT max(plan_id) AS plan_id FROM plans) latest ON pt.plan_id = latest.plan_id
+"""),
 ]
