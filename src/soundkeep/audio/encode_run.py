@@ -175,7 +175,8 @@ def select_jobs(arch: Archive, plan_id: int, specs: dict[str, TierSpec], limit: 
     con.execute(f"""
 CREATE OR REPLACE TEMP TABLE encode_planned AS
 WITH plan AS (
-    SELECT p.track_id, p.tier, p.rank, p.sha256 AS plan_sha, p.duration_ms, t.codec, t.params
+    SELECT p.track_id, p.tier, p.rank, p.sha256 AS plan_sha, p.duration_ms, p.est_bytes,
+           t.codec, t.params
     FROM plan_tracks p JOIN encode_tiers t USING (tier)
     WHERE p.plan_id = $plan_id
 ),
@@ -198,7 +199,7 @@ latest AS (
 )
 SELECT p.track_id, p.tier, p.rank, p.codec, p.params,
        coalesce(p.plan_sha, l.sha256) AS sha256, f.store_path, f.size,
-       coalesce(f.duration_ms, p.duration_ms) AS duration_ms,
+       coalesce(f.duration_ms, p.duration_ms) AS duration_ms, p.est_bytes,
        (f.store_path IS NULL) AS not_held,
        coalesce({final}, false) AS done
 FROM plan p
@@ -250,7 +251,7 @@ ra AS (
 )
 SELECT row_number() OVER (ORDER BY d.rank NULLS LAST, d.track_id) AS n,
        d.track_id, d.tier, d.rank, d.codec, d.params, d.sha256, d.store_path, d.size,
-       d.duration_ms,
+       d.duration_ms, d.est_bytes,
        t.title, t.isrc, t.disc_number, t.track_number, t.rights_status,
        r.title AS album, r.upc, r.label, r.copyright_p, r.total_tracks,
        CASE r.release_date_precision
@@ -447,10 +448,8 @@ def dry_run(arch: Archive, workers: int | None = None, limit: int | None = None,
     specs = tier_specs(arch, _plan_tiers(arch, plan_id))
     summary = select_jobs(arch, plan_id, specs, limit, retry_failed)
     by_codec = arch.con.execute("""
-        SELECT d.codec, count(*), sum(d.size), sum(d.duration_ms) / 1000.0,
-               sum(p.est_bytes)
-        FROM encode_todo d JOIN plan_tracks p ON p.track_id = d.track_id AND p.plan_id = ?
-        GROUP BY d.codec ORDER BY d.codec""", [plan_id]).fetchall()
+        SELECT codec, count(*), sum(size), sum(duration_ms) / 1000.0, sum(est_bytes)
+        FROM encode_todo GROUP BY codec ORDER BY codec""").fetchall()
     n_workers = workers or available_cores()
     out: dict[str, Any] = {
         "dry_run": True, "planned": summary.planned, "not_held": summary.not_held,
