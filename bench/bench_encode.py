@@ -44,6 +44,7 @@ from pathlib import Path
 import av
 
 from soundkeep import archive
+from soundkeep.audio import store
 from soundkeep.audio.encode import warm_up
 from soundkeep.audio.encode_run import run_encode
 from soundkeep.run import make_executor
@@ -81,7 +82,7 @@ def build_archive(root: Path, files: list[tuple[Path, float]]) -> archive.Archiv
     con.execute("INSERT INTO releases (release_id, title) VALUES (1, 'Bench Album')")
     for i, (path, seconds) in enumerate(files, start=1):
         sha = hashlib.sha256(path.read_bytes()).hexdigest()
-        rel = f"store/{sha[:2]}/{sha[2:4]}/{sha}"
+        rel = store.store_relpath(sha)
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, root / rel)
         con.execute("INSERT INTO tracks (track_id, title, release_id, track_number, "
