@@ -120,11 +120,8 @@ def rights_sql(settings: config.Settings, column: str = "rights_status") -> str:
     """The rights policy as a SQL boolean expression over a rights_status column."""
     terms = []
     for pat in settings.distributable_patterns():
-        lit = pat.replace("'", "''")
-        if any(c in pat for c in "*?["):
-            terms.append(f"{column} GLOB '{lit}'")
-        else:
-            terms.append(f"{column} = '{lit}'")
+        op = "GLOB" if any(c in pat for c in "*?[") else "="
+        terms.append(f"{column} {op} {db.literal(pat)}")
     return "(" + (" OR ".join(terms) or "FALSE") + ")"
 
 

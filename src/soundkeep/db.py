@@ -42,6 +42,11 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def literal(text: str) -> str:
+    """A SQL string literal (quotes doubled) for text built into a statement."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def one(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None
         ) -> tuple[Any, ...] | None:
     """The first row of a query, or None; the result is always consumed (DuckDB 2 keeps a

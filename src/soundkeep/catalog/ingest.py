@@ -25,7 +25,7 @@ from soundkeep.catalog import identifiers as ids
 from soundkeep.catalog.fields import ENTITIES, FEATURE_NAMES, RIGHTS_CC_PATTERN, RIGHTS_FIXED, Field
 from soundkeep.catalog.mapping import Mapping, load_mapping, normalize_entity
 from soundkeep.catalog.readers import Opened, ParquetRange, open_source
-from soundkeep.db import now, one, scalar
+from soundkeep.db import literal, now, one, scalar
 from soundkeep.errors import InputError, SoundkeepError
 
 ENTITY_ORDER = ("artists", "releases", "tracks")
@@ -236,10 +236,6 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 class _Context:
     """Turns one file's batches into catalog rows: builds the SQL once, runs it per batch."""
 
@@ -249,13 +245,13 @@ class _Context:
         self.con = arch.con
         self.res = res
         self.mapping = mapping
-        self.ns = _lit(namespace)
-        self.file = _lit(res.file)
+        self.ns = literal(namespace)
+        self.file = literal(res.file)
         self.source_id = source_id
         self._staged: dict[str, bool] = {}
         self.fields = ENTITIES[res.entity]
         self.max_chars = arch.settings.typed("ingest.max_field_chars", int, 1)
-        self.sep = _lit(mapping.list_separator)
+        self.sep = literal(mapping.list_separator)
         self.source_seen = False  # an earlier file of this source may hold the same ids
         self.first_batch = True
         self.replace = False  # this batch replaces rows already in the catalog
@@ -271,10 +267,10 @@ class _Context:
         if "_line" in schema.names:  # JSON Lines: extract with JSON paths
             path = self.mapping.fields.get(f.name)
             if path:
-                jp = _lit(json_path(path))
+                jp = literal(json_path(path))
                 return f"json_extract_string(_j, {jp})", (
                     pa.list_(pa.string()) if "[*]" in path else None)
-            alts = [f"json_extract_string(_j, {_lit('$.' + _q(n))})" for n in f.names]
+            alts = [f"json_extract_string(_j, {literal('$.' + _q(n))})" for n in f.names]
             return "coalesce(" + ", ".join(alts) + ")", None
         lower = {n.lower(): n for n in schema.names if not n.startswith("_")}
         path = self.mapping.fields.get(f.name)
@@ -384,9 +380,9 @@ class _Context:
             out.append((f"{n} IS NOT NULL AND {_date_sql(n)} IS NULL",
                         "not a date; expected YYYY, YYYY-MM or YYYY-MM-DD"))
         elif f.kind == "rights":
-            fixed = ", ".join(_lit(r) for r in RIGHTS_FIXED)
+            fixed = ", ".join(literal(r) for r in RIGHTS_FIXED)
             out.append((f"NOT ({n} IN ({fixed}) OR regexp_full_match({n}, "
-                        f"{_lit(RIGHTS_CC_PATTERN)}))",
+                        f"{literal(RIGHTS_CC_PATTERN)}))",
                         "unknown rights status; expected public_domain, a Creative Commons id "
                         "like CC-BY-4.0, licensed_by_rightsholder, all_rights_reserved or "
                         "unknown"))
@@ -432,7 +428,7 @@ class _Context:
                 not pa.types.is_string(arrow.value_type)
             text = _is_text(arrow)
             for cond, reason in self._checks(f, rname, numeric_list, text):
-                checks.append((cond, _lit(f.name), f"CAST({rname} AS VARCHAR)", _lit(reason)))
+                checks.append((cond, literal(f.name), f"CAST({rname} AS VARCHAR)", literal(reason)))
         for f in self.fields:  # required fields absent from the file entirely
             if f.required and f.name not in self.present:
                 raise InputError(f"no column for the required field {f.name!r}",

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from soundkeep import db
 from soundkeep.errors import InputError
 
 FORMATS = ("csv", "tsv", "jsonl", "parquet", "sqlite")
@@ -210,7 +211,7 @@ class ParquetRange:
 
     def sql(self) -> str:
         """A DuckDB relation over the range, with the 1-based `_row` of every row."""
-        lit = "'" + str(self.path).replace("'", "''") + "'"
+        lit = db.literal(str(self.path))
         return (f"(SELECT *, file_row_number + 1 AS _row FROM read_parquet({lit}, "
                 f"file_row_number = true) WHERE file_row_number >= {self.start} "
                 f"AND file_row_number < {self.stop})")

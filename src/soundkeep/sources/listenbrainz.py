@@ -70,7 +70,7 @@ def _ingest_one(arch: Archive, path: Path, on_progress: Progress | None) -> Inge
                        source="listenbrainz")
     if already_ingested(con, res, digest):
         return res
-    file_lit = "'" + res.file.replace("'", "''") + "'"
+    file_lit = db.literal(res.file)
     started = now()
     source_id = next_source_id(con)
     try:
