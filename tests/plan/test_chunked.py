@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from soundkeep.catalog import credits
 from soundkeep.plan import planner
 from soundkeep.plan.config import PlanSettings, load_plan_settings
 from soundkeep.plan.priority import load_inputs
@@ -145,7 +146,24 @@ def test_the_fingerprint_is_the_exact_wrapping_sum_of_row_hashes() -> None:
     planner.make_plan(con, ps)
     stored = con.execute("SELECT catalog_fingerprint FROM plans").fetchall()[0][0]
     assert stored == inp.fingerprint
-    assert not stored.endswith("00000000")
+    hashes = con.execute("SELECT hash(track_id, popularity, listens, isrc, distributable, "
+                         "duration_ms, release_id, artist_popularity, artist_followers) "
+                         "FROM tracks").fetchall()
+    tracks = f"{len(hashes)}-{sum(int(h) for (h,) in hashes) % (1 << 64):016x}"
+    assert stored.split(":")[0] == tracks
+
+    def replanned() -> bool:
+        return not planner.make_plan(con, ps).reused
+
+    # A title is not read by the plan; an artist's followers are (through the tracks' maxima).
+    con.execute("UPDATE tracks SET title = title || '!'")
+    assert not replanned()
+    con.execute("UPDATE artists SET followers = followers * 3 + 1 WHERE artist_id = 0")
+    credits.refresh(con)
+    assert replanned()
+    con.execute("UPDATE releases SET popularity = 99 WHERE release_id = 0")
+    assert replanned()
+    assert not replanned()
 
 
 def test_an_archive_connection_keeps_rank_order_and_its_setting(make_archive) -> None:  # type: ignore[no-untyped-def]

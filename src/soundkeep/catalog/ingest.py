@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from soundkeep import db
 from soundkeep.archive import Archive, rights_sql
+from soundkeep.catalog import credits
 from soundkeep.catalog import identifiers as ids
 from soundkeep.catalog.fields import ENTITIES, FEATURE_NAMES, RIGHTS_CC_PATTERN, RIGHTS_FIXED, Field
 from soundkeep.catalog.mapping import Mapping, load_mapping, normalize_entity
@@ -603,10 +604,15 @@ class _Context:
         for table in ("tracks", "track_artists", "audio_features"):
             self._delete_existing(table, "track_id", "SELECT eid FROM v")
         rights = rights_sql(self.arch.settings, "rights_status")
+        # With their credited artists' maxima (catalog.credits), from the artists known now.
         con.execute(f"""INSERT INTO tracks
-            SELECT eid, title, rel_id, disc_number, track_number, duration_ms, explicit,
-                   isrc, popularity, listens, rights_status, {rights}, {self._prov()}
-            FROM v""")
+            SELECT v.eid, title, rel_id, disc_number, track_number, duration_ms, explicit,
+                   isrc, popularity, listens, rights_status, {rights}, {self._prov()},
+                   m.pop, m.fol
+            FROM v LEFT JOIN (SELECT c.eid, max(a.popularity) AS pop, max(a.followers) AS fol
+                              FROM ({self._credits()}) c
+                              JOIN artists a ON a.artist_id = c.artist_id
+                              GROUP BY c.eid) m ON m.eid = v.eid""")
         con.execute(f"INSERT INTO track_artists SELECT *, NULL FROM ({self._credits()})")
         feats = [f for f in FEATURE_NAMES if f in self.present]
         if feats:
@@ -673,6 +679,9 @@ class _Context:
             SELECT eid, name, followers, popularity, {self._prov()} FROM v""")
         con.execute("""INSERT INTO artist_genres
             SELECT eid, lower(unnest(genres)) FROM v""")
+        # Tracks already crediting these artists take their new popularity and followers.
+        credits.refresh(con, "SELECT track_id FROM track_artists "
+                             "WHERE artist_id IN (SELECT eid FROM v)")
 
 
 # DuckDB errors that are soundkeep's own (a query it built, or the machine), never the input's.

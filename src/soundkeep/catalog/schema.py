@@ -120,4 +120,15 @@ CREATE TABLE known_paths (
 CREATE VIEW genres AS
     SELECT genre, count(*) AS artists FROM artist_genres GROUP BY genre
 """),
+    # Per track, the highest popularity and the most followers among its credited artists
+    # (catalog.credits keeps them): the plan's secondary priority reads them from tracks.
+    (2, """
+ALTER TABLE tracks ADD COLUMN artist_popularity SMALLINT;
+ALTER TABLE tracks ADD COLUMN artist_followers BIGINT;
+UPDATE tracks SET artist_popularity = m.pop, artist_followers = m.fol
+FROM (SELECT x.track_id, max(a.popularity) AS pop, max(a.followers) AS fol
+      FROM track_artists x JOIN artists a ON a.artist_id = x.artist_id
+      GROUP BY x.track_id) m
+WHERE tracks.track_id = m.track_id;
+"""),
 ]

@@ -27,6 +27,7 @@ from soundkeep.plan.priority import (
     scratch_sql,
     shared_keys,
 )
+from soundkeep.plan.priority import fingerprint as catalog_fingerprint
 
 # Added to every track's listens when valuing it, so that a track nobody listened to still
 # has a (tiny) value: with a budget that fits everything, everything is kept.
@@ -799,6 +800,16 @@ def _final_summary(tot: _Totals, ps: PlanSettings, n: int, cut: knapsack.Cut | N
 
 def _make_plan(con: duckdb.DuckDBPyConnection, ps: PlanSettings,
                say: Callable[[str], None]) -> PlanResult:
+    say("checking the catalog for changes")
+    fingerprint = catalog_fingerprint(con)
+    settings_json = _settings_json(ps)
+    rows = con.execute(
+        "SELECT plan_id, settings_json, catalog_fingerprint, summary_json FROM plans "
+        "ORDER BY plan_id DESC LIMIT 1").fetchall()
+    latest = rows[0] if rows else None
+    if latest and latest[1] == settings_json and latest[2] == fingerprint:
+        # Same inputs, same settings: the stored plan is this plan (plans are deterministic).
+        return PlanResult(plan_id=int(latest[0]), reused=True, summary=json.loads(latest[3]))
     say("ranking the catalog")
     real = con.execute("SELECT count(listens) > 0 FROM tracks").fetchall()[0][0]
     # The scratch table must be stored in its ORDER BY's order (rank = rowid + 1), and
@@ -806,7 +817,8 @@ def _make_plan(con: duckdb.DuckDBPyConnection, ps: PlanSettings,
     with db.setting(con, "preserve_insertion_order", "true"):
         try:
             con.execute(scratch_sql(ps, SCRATCH, bool(real)))
-            return _plan_scratch(con, ps, say)
+            plan_id = int(latest[0]) + 1 if latest else 1
+            return _plan_scratch(con, ps, plan_id, settings_json, fingerprint, say)
         finally:
             con.execute(f"DROP TABLE IF EXISTS {SCRATCH}")
 
@@ -835,29 +847,15 @@ def _forget_rows(out: duckdb.DuckDBPyConnection, plan_id: int) -> None:
         out.execute("DELETE FROM plan_tracks WHERE plan_id = ?", [plan_id])
 
 
-def _plan_scratch(con: duckdb.DuckDBPyConnection, ps: PlanSettings,
-                  say: Callable[[str], None]) -> PlanResult:
-    # Order-independent: the wrapping 64-bit sum of the row hashes, with the row count (summed
-    # in two 32-bit halves: exact integer sums whatever the order).
-    n, hi, lo = con.execute(
-        f"SELECT count(*), coalesce(sum(h >> 32), 0), coalesce(sum(h & 4294967295), 0) "
-        f"FROM {SCRATCH}").fetchall()[0]
-    n = int(n)
-    fingerprint = f"{n}:{((int(hi) << 32) + int(lo)) % (1 << 64):016x}"
+def _plan_scratch(con: duckdb.DuckDBPyConnection, ps: PlanSettings, plan_id: int,
+                  settings_json: str, fingerprint: str, say: Callable[[str], None]
+                  ) -> PlanResult:
+    n = int(con.execute(f"SELECT count(*) FROM {SCRATCH}").fetchall()[0][0])
     holdings = bool(con.execute("SELECT count(*) > 0 FROM audio_files").fetchall()[0][0])
-    settings_json = _settings_json(ps)
-    rows = con.execute(
-        "SELECT plan_id, settings_json, catalog_fingerprint, summary_json FROM plans "
-        "ORDER BY plan_id DESC LIMIT 1").fetchall()
-    latest = rows[0] if rows else None
-    if latest and latest[1] == settings_json and latest[2] == fingerprint:
-        # Same inputs, same settings: the stored plan is this plan (plans are deterministic).
-        return PlanResult(plan_id=int(latest[0]), reused=True, summary=json.loads(latest[3]))
     say("choosing tiers")
     isrc = _isrc(con, ps, n)
     cut = choose_cut(con, ps, isrc, n)
     say("writing the plan")
-    plan_id = int(latest[0]) + 1 if latest else 1
     tot = _Totals(n_status=len(statuses(ps)), n_tiers=len(ps.tiers))
     # The plan's rows are written on a second connection (the scratch table, a temporary
     # one, is read on con meanwhile), a chunk per transaction: one transaction holding them

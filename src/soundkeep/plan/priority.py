@@ -19,6 +19,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from soundkeep.catalog import credits
 from soundkeep.plan.config import PlanSettings
 from soundkeep.plan.listens import listens_at
 
@@ -70,15 +71,19 @@ held AS (
 )"""
 
 
-def _query(ps: PlanSettings, with_sha: bool = False) -> str:
-    sec = secondary_sql(ps, "ta.art_pop", "r.popularity", "ta.art_fol")
+# The artist maxima of each track, by the catalog's own columns (catalog.credits keeps them)
+# or, for the reference computation, from the credits themselves.
+_TRACK_MAXIMA = ("t.artist_popularity", "t.artist_followers")
+_CREDIT_MAXIMA = f"""
+ta AS ({credits.maxima_sql()}),"""
+
+
+def _query(ps: PlanSettings, with_sha: bool = False, from_credits: bool = False) -> str:
+    art_pop, art_fol = ("ta.pop", "ta.fol") if from_credits else _TRACK_MAXIMA
+    sec = secondary_sql(ps, art_pop, "r.popularity", art_fol)
     sha = ",\n       h.sha256" if with_sha else ""
     return f"""
-WITH ta AS (
-    SELECT x.track_id, max(a.popularity) AS art_pop, max(a.followers) AS art_fol
-    FROM track_artists x JOIN artists a ON a.artist_id = x.artist_id
-    GROUP BY x.track_id
-),{_HELD}
+WITH {_CREDIT_MAXIMA if from_credits else ""}{_HELD}
 SELECT t.track_id,
        coalesce(t.popularity, 0)::SMALLINT AS popularity,
        t.listens::DOUBLE AS listens,
@@ -86,14 +91,35 @@ SELECT t.track_id,
        greatest(coalesce(h.duration_ms, t.duration_ms, 0), 0)::INTEGER AS duration_ms,
        coalesce(h.size, 0)::BIGINT AS held_bytes,
        {sec} AS secondary,
-       CASE WHEN t.isrc IS NOT NULL THEN hash(t.isrc) END AS isrc_hash,
-       hash(t.track_id, t.popularity, t.listens, t.isrc, t.distributable, t.duration_ms,
-            h.size, h.duration_ms, h.sha256, ta.art_pop, ta.art_fol, r.popularity) AS h{sha}
+       CASE WHEN t.isrc IS NOT NULL THEN hash(t.isrc) END AS isrc_hash{sha}
 FROM tracks t
-LEFT JOIN ta ON ta.track_id = t.track_id
+{"LEFT JOIN ta ON ta.track_id = t.track_id" if from_credits else ""}
 LEFT JOIN releases r ON r.release_id = t.release_id
 LEFT JOIN held h ON h.track_id = t.track_id
 """
+
+
+# What a plan reads of each table: a plan is made again only when one of these changed.
+_DIGESTED = (
+    ("tracks", "track_id, popularity, listens, isrc, distributable, duration_ms, release_id, "
+               "artist_popularity, artist_followers"),
+    ("releases", "release_id, popularity"),
+    ("audio_links", "track_id, sha256"),
+    ("audio_files", "sha256, size, duration_ms, bitrate"),
+)
+
+
+def fingerprint(con: duckdb.DuckDBPyConnection) -> str:
+    """An order-independent digest of everything a plan reads: per table, its row count and
+    the wrapping 64-bit sum of its row hashes (summed in 32-bit halves: exact in any order).
+    One scan of each table, without joins."""
+    parts = " UNION ALL ".join(
+        f"SELECT {i} AS i, count(*) AS n, coalesce(sum(h >> 32), 0) AS hi, "
+        f"coalesce(sum(h & 4294967295), 0) AS lo FROM (SELECT hash({cols}) AS h FROM {table})"
+        for i, (table, cols) in enumerate(_DIGESTED))
+    rows = con.execute(f"SELECT n, hi, lo FROM ({parts}) ORDER BY i").fetchall()
+    return ":".join(f"{int(n)}-{((int(hi) << 32) + int(lo)) % (1 << 64):016x}"
+                    for n, hi, lo in rows)
 
 
 def read_arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
@@ -164,8 +190,7 @@ def shared_keys(keys: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.n
 
 def load_inputs(con: duckdb.DuckDBPyConnection, ps: PlanSettings) -> Inputs:
     """Run the input query and return every track's inputs as arrays."""
-    cols = _read_numpy(con, _query(ps))
-    n = len(cols["track_id"])
+    cols = _read_numpy(con, _query(ps, from_credits=True))
     listens, has_listens = _split(cols["listens"])
     if not has_listens.all():
         listens[~has_listens] = np.nan
@@ -187,8 +212,7 @@ def load_inputs(con: duckdb.DuckDBPyConnection, ps: PlanSettings) -> Inputs:
         distributable=np.asarray(cols["distributable"], dtype=bool),
         isrc_hash=np.asarray(isrc_hash, dtype=np.uint64),
         has_isrc=has_isrc,
-        # Order-independent: a wrapping sum of row hashes, with the row count.
-        fingerprint=f"{n}:{int(np.asarray(cols['h']).sum(dtype=np.uint64)):016x}",
+        fingerprint=fingerprint(con),
         holdings=bool(holdings),
     )
 
