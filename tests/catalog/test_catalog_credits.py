@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import pytest
 from catfix import query, run_cli
 
 from soundkeep import archive, db
@@ -82,8 +83,14 @@ def test_the_migration_fills_the_maxima_of_an_older_catalog(
                        "ORDER BY 1") == want
 
 
-def test_refresh_repairs_edits_by_hand(new_archive: Callable[..., Path],
-                                       synth_small: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("rewrite", [False, True])
+def test_refresh_repairs_edits_by_hand(new_archive: Callable[..., Path], synth_small: Path,
+                                       tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       rewrite: bool) -> None:
+    """In place, or (past UPDATE_MAX changed rows) by writing the table anew: the same rows
+    in the same order under the same definition, the maxima repaired."""
+    if rewrite:
+        monkeypatch.setattr(credits, "UPDATE_MAX", 0)
     root = new_archive()
     ingest(root, synth_small)
     copy = tmp_path / "copy.duckdb"
@@ -100,8 +107,14 @@ def test_refresh_repairs_edits_by_hand(new_archive: Callable[..., Path],
         con.execute("DELETE FROM track_artists WHERE track_id = ?", [ids[2]])
         stale = con.execute(STALE).fetchall()[0][0]
         assert stale >= 3
+        ddl = "SELECT sql FROM duckdb_tables() WHERE table_name = 'tracks'"
+        before = con.execute(ddl).fetchall()
+        other = "SELECT * EXCLUDE (artist_popularity, artist_followers) FROM tracks"
+        rows = con.execute(other).fetchall()
         assert credits.refresh(con) == stale
         assert con.execute(STALE).fetchall()[0][0] == 0
+        assert con.execute(ddl).fetchall() == before
+        assert con.execute(other).fetchall() == rows
         assert con.execute("SELECT artist_popularity, artist_followers FROM tracks "
                            "WHERE track_id = ?", [ids[2]]).fetchall() == [(None, None)]
         assert credits.refresh(con) == 0

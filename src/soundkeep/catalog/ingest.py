@@ -680,8 +680,7 @@ class _Context:
         con.execute("""INSERT INTO artist_genres
             SELECT eid, lower(unnest(genres)) FROM v""")
         # Tracks already crediting these artists take their new popularity and followers.
-        credits.refresh(con, "SELECT track_id FROM track_artists "
-                             "WHERE artist_id IN (SELECT eid FROM v)")
+        credits.refresh_credited(con, "SELECT eid FROM v")
 
 
 # DuckDB errors that are soundkeep's own (a query it built, or the machine), never the input's.

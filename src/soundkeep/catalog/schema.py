@@ -122,13 +122,34 @@ CREATE VIEW genres AS
 """),
     # Per track, the highest popularity and the most followers among its credited artists
     # (catalog.credits keeps them): the plan's secondary priority reads them from tracks.
-    (2, """
-ALTER TABLE tracks ADD COLUMN artist_popularity SMALLINT;
-ALTER TABLE tracks ADD COLUMN artist_followers BIGINT;
-UPDATE tracks SET artist_popularity = m.pop, artist_followers = m.fol
-FROM (SELECT x.track_id, max(a.popularity) AS pop, max(a.followers) AS fol
-      FROM track_artists x JOIN artists a ON a.artist_id = x.artist_id
-      GROUP BY x.track_id) m
-WHERE tracks.track_id = m.track_id;
+    # The table is written anew, rows in their order (an UPDATE of every row would hold all
+    # old values in memory until the commit).
+    (2, f"""
+CREATE TABLE _tracks_v2 (
+    track_id BIGINT NOT NULL,
+    title VARCHAR NOT NULL,
+    release_id BIGINT,
+    disc_number SMALLINT,
+    track_number SMALLINT,
+    duration_ms INTEGER,
+    explicit BOOLEAN,
+    isrc VARCHAR,
+    popularity SMALLINT,
+    listens BIGINT,
+    rights_status VARCHAR NOT NULL,
+    distributable BOOLEAN NOT NULL,
+    {_PROV},
+    artist_popularity SMALLINT,
+    artist_followers BIGINT
+);
+INSERT INTO _tracks_v2
+SELECT t.*, m.pop, m.fol
+FROM tracks t
+LEFT JOIN (SELECT x.track_id, max(a.popularity) AS pop, max(a.followers) AS fol
+           FROM track_artists x JOIN artists a ON a.artist_id = x.artist_id
+           GROUP BY x.track_id) m ON m.track_id = t.track_id
+ORDER BY t.rowid;
+DROP TABLE tracks;
+ALTER TABLE _tracks_v2 RENAME TO tracks;
 """),
 ]
