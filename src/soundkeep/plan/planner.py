@@ -408,6 +408,8 @@ def _lookup_run(sorted_keys: np.ndarray, first: int, n: int) -> tuple[np.ndarray
 
 
 def _isrc(con: duckdb.DuckDBPyConnection, ps: PlanSettings, n: int) -> Isrc:
+    """The skipped duplicates: rows after the first usable one (in rank order) among those
+    sharing an ISRC, if usable themselves and of popularity up to isrc_dedupe_max_popularity."""
     usable = "(held_bytes > 0 OR duration_ms > 0)"
     cols = con.execute(f"""
         WITH k AS (SELECT isrc_hash FROM {SCRATCH} WHERE isrc_hash IS NOT NULL
@@ -415,17 +417,17 @@ def _isrc(con: duckdb.DuckDBPyConnection, ps: PlanSettings, n: int) -> Isrc:
         s AS (SELECT rowid + 1 AS rank, track_id, isrc_hash, popularity, listens, secondary,
                      {usable} AS usable,
                      CASE WHEN {usable} THEN rowid ELSE rowid + {n} END AS o
-              FROM {SCRATCH} SEMI JOIN k USING (isrc_hash))
-        SELECT rank, popularity, listens, secondary, usable,
-               arg_min(rank, o) OVER w AS rep, arg_min(track_id, o) OVER w AS rep_tid
-        FROM s WINDOW w AS (PARTITION BY isrc_hash)""").fetchnumpy()
+              FROM {SCRATCH} SEMI JOIN k USING (isrc_hash)),
+        r AS (SELECT isrc_hash, arg_min(rank, o) AS rep, arg_min(track_id, o) AS rep_tid
+              FROM s GROUP BY isrc_hash)
+        SELECT s.rank, s.popularity, s.listens, s.secondary, r.rep, r.rep_tid
+        FROM s JOIN r USING (isrc_hash)
+        WHERE s.rank <> r.rep AND s.usable
+          AND s.popularity <= {ps.isrc_dedupe_max_popularity}""").fetchnumpy()
     rank = np.asarray(cols["rank"], dtype=np.int64)
     rep = np.asarray(cols["rep"], dtype=np.int64)
     pop = np.asarray(cols["popularity"], dtype=np.int16)
-    is_dup = ((rep != rank) & np.asarray(cols["usable"], dtype=bool)
-              & (pop <= ps.isrc_dedupe_max_popularity))
-    d = np.flatnonzero(is_dup)
-    d = d[np.argsort(rank[d], kind="stable")]
+    d = np.argsort(rank, kind="stable")
     real, has_real = _split_masked(cols["listens"])
     listens = listens_per_track(real[d], has_real[d], pop[d],
                                 np.asarray(cols["secondary"], dtype=np.float64)[d],
