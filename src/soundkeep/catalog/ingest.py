@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from soundkeep import db
 from soundkeep.archive import Archive, rights_sql
-from soundkeep.catalog import credits
+from soundkeep.catalog import derived
 from soundkeep.catalog import identifiers as ids
 from soundkeep.catalog.fields import ENTITIES, FEATURE_NAMES, RIGHTS_CC_PATTERN, RIGHTS_FIXED, Field
 from soundkeep.catalog.mapping import Mapping, load_mapping, normalize_entity
@@ -604,15 +604,17 @@ class _Context:
         for table in ("tracks", "track_artists", "audio_features"):
             self._delete_existing(table, "track_id", "SELECT eid FROM v")
         rights = rights_sql(self.arch.settings, "rights_status")
-        # With their credited artists' maxima (catalog.credits), from the artists known now.
+        # With the columns derived from their artists and release (catalog.derived), as
+        # known now.
         con.execute(f"""INSERT INTO tracks
-            SELECT v.eid, title, rel_id, disc_number, track_number, duration_ms, explicit,
-                   isrc, popularity, listens, rights_status, {rights}, {self._prov()},
-                   m.pop, m.fol
+            SELECT v.eid, v.title, v.rel_id, v.disc_number, v.track_number, v.duration_ms,
+                   v.explicit, v.isrc, v.popularity, v.listens, v.rights_status, {rights},
+                   {self._prov()}, m.pop, m.fol, r.popularity, {derived.isrc_key_sql("v.isrc")}
             FROM v LEFT JOIN (SELECT c.eid, max(a.popularity) AS pop, max(a.followers) AS fol
                               FROM ({self._credits()}) c
                               JOIN artists a ON a.artist_id = c.artist_id
-                              GROUP BY c.eid) m ON m.eid = v.eid""")
+                              GROUP BY c.eid) m ON m.eid = v.eid
+                   LEFT JOIN releases r ON r.release_id = v.rel_id""")
         con.execute(f"INSERT INTO track_artists SELECT *, NULL FROM ({self._credits()})")
         feats = [f for f in FEATURE_NAMES if f in self.present]
         if feats:
@@ -669,6 +671,8 @@ class _Context:
                    total_tracks, popularity, {self._prov()}
             FROM v""")
         con.execute(f"INSERT INTO release_artists {self._credits()}")
+        # Tracks already on these releases take their new popularity.
+        derived.refresh_released(con, "SELECT eid FROM v")
 
     def _load_artists(self) -> None:
         con = self.con
@@ -680,7 +684,7 @@ class _Context:
         con.execute("""INSERT INTO artist_genres
             SELECT eid, lower(unnest(genres)) FROM v""")
         # Tracks already crediting these artists take their new popularity and followers.
-        credits.refresh_credited(con, "SELECT eid FROM v")
+        derived.refresh_credited(con, "SELECT eid FROM v")
 
 
 # DuckDB errors that are soundkeep's own (a query it built, or the machine), never the input's.
