@@ -138,3 +138,19 @@ def test_refresh_repairs_edits_by_hand(new_archive: Callable[..., Path], synth_s
         assert derived.refresh(con) == 0
     finally:
         con.close()
+
+
+def test_the_refresh_command_repairs_an_edit_by_hand(new_archive: Callable[..., Path],
+                                                     synth_small: Path) -> None:
+    root = new_archive()
+    ingest(root, synth_small)
+    con = duckdb.connect(str(root / "catalog.duckdb"))
+    con.execute("UPDATE artists SET popularity = 100")
+    con.close()
+    stale = query(root, STALE)[0][0]
+    assert stale > 100
+    res = run_cli("refresh", "-a", root, "--json")
+    assert res.code == 0, res.err
+    assert res.json() == {"tracks_changed": stale}
+    assert query(root, STALE) == [(0,)]
+    assert run_cli("refresh", "-a", root, "--json").json() == {"tracks_changed": 0}
