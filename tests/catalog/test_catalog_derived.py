@@ -3,7 +3,6 @@ by the migration that added them, and by refresh after edits by hand."""
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -17,18 +16,17 @@ from catfix import query, run_cli
 from soundkeep import archive, db
 from soundkeep.catalog import derived
 
-# Tracks whose stored derived values differ from those of their artists, release and ISRC.
+# Tracks whose stored derived values differ from those of their artists and release.
 STALE = f"""
     SELECT count(*) FROM tracks t
     LEFT JOIN ({derived.maxima_sql()}) m USING (track_id)
     LEFT JOIN releases r ON r.release_id = t.release_id
     WHERE t.artist_popularity IS DISTINCT FROM m.pop
        OR t.artist_followers IS DISTINCT FROM m.fol
-       OR t.release_popularity IS DISTINCT FROM r.popularity
-       OR t.isrc_key IS DISTINCT FROM {derived.isrc_key_sql("t.isrc")}"""
+       OR t.release_popularity IS DISTINCT FROM r.popularity"""
 KNOWN = ("SELECT count(artist_popularity), count(artist_followers), count(release_popularity) "
          "FROM tracks")
-DERIVED = ("SELECT track_id, artist_popularity, artist_followers, release_popularity, isrc_key "
+DERIVED = ("SELECT track_id, artist_popularity, artist_followers, release_popularity "
            "FROM tracks ORDER BY 1")
 
 
@@ -51,10 +49,6 @@ def test_ingest_keeps_the_maxima_whatever_comes_first(new_archive: Callable[...,
     ingest(tracks_first, synth_small / "artists.parquet", synth_small / "releases.parquet")
     assert query(tracks_first, STALE) == [(0,)]
     assert query(tracks_first, DERIVED) == query(together, DERIVED)
-    # The key is md5's, the same as Python computes (stable across machines and versions).
-    isrc, key = query(together, "SELECT isrc, isrc_key FROM tracks WHERE isrc IS NOT NULL "
-                                "LIMIT 1")[0]
-    assert key == int.from_bytes(hashlib.md5(isrc.encode()).digest()[:8], "big") - 2**63
 
 
 @pytest.mark.parametrize(("entity", "column", "derived_column"), [
@@ -88,7 +82,7 @@ def test_the_migration_fills_the_maxima_of_an_older_catalog(
     want = query(root, DERIVED)
     # The catalog as schema version 1 left it: no such columns.
     con = duckdb.connect(str(root / "catalog.duckdb"))
-    for col in ("artist_popularity", "artist_followers", "release_popularity", "isrc_key"):
+    for col in ("artist_popularity", "artist_followers", "release_popularity"):
         con.execute(f"ALTER TABLE tracks DROP COLUMN {col}")
     db.set_meta(con, "schema_version.catalog", "1")
     con.close()
@@ -119,15 +113,14 @@ def test_refresh_repairs_edits_by_hand(new_archive: Callable[..., Path], synth_s
         con.execute("UPDATE artists SET followers = 7 WHERE artist_id IN "
                     "(SELECT artist_id FROM track_artists WHERE track_id = ?)", [ids[1]])
         con.execute("DELETE FROM track_artists WHERE track_id = ?", [ids[2]])
-        con.execute("UPDATE tracks SET isrc = 'QZ0000000001' WHERE track_id = ?", [ids[0]])
         con.execute("UPDATE releases SET popularity = 1 WHERE release_id IN "
                     "(SELECT release_id FROM tracks WHERE track_id = ?)", [ids[1]])
         stale = con.execute(STALE).fetchall()[0][0]
         assert stale >= 3
         ddl = "SELECT sql FROM duckdb_tables() WHERE table_name = 'tracks'"
         before = con.execute(ddl).fetchall()
-        other = ("SELECT * EXCLUDE (artist_popularity, artist_followers, release_popularity, "
-                 "isrc_key) FROM tracks")
+        other = ("SELECT * EXCLUDE (artist_popularity, artist_followers, release_popularity) "
+                 "FROM tracks")
         rows = con.execute(other).fetchall()
         assert derived.refresh(con) == stale
         assert con.execute(STALE).fetchall()[0][0] == 0

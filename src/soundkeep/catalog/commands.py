@@ -174,7 +174,7 @@ def stats(archive_dir: ArchiveOpt = archive.default_path(), as_json: JsonOpt = F
 
 
 def refresh(archive_dir: ArchiveOpt = archive.default_path(), as_json: JsonOpt = False) -> None:
-    """Recompute what tracks keep of their artists, release and ISRC (after editing the
+    """Recompute what tracks keep of their artists and release (after editing the
     catalog by hand; ingest keeps it up to date itself)."""
     from soundkeep.catalog import derived
 

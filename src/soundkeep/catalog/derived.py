@@ -2,12 +2,10 @@
 
 * `artist_popularity`, `artist_followers`: the highest popularity and the most followers
   among the track's credited artists (NULL when no credited artist has one);
-* `release_popularity`: its release's popularity;
-* `isrc_key`: a stable 64-bit key of its ISRC (md5, as stable ids are: the same on any
-  machine and DuckDB version), by which the plan finds recordings listed more than once.
+* `release_popularity`: its release's popularity.
 
 The plan reads them for every track: kept in `tracks`, they spare it a group-by of every
-credit, joins of catalog-sized tables and a hash of every ISRC on each plan.
+credit and joins of catalog-sized tables on each plan.
 
 Whatever writes tracks, credits, artists or releases keeps them: ingest sets them when it
 inserts tracks and refreshes the tracks of the artists and releases it loads; the migration
@@ -34,18 +32,11 @@ def maxima_sql(track_ids: str | None = None) -> str:
     return _MAXIMA.format(where=f"WHERE x.track_id IN ({track_ids})" if track_ids else "")
 
 
-def isrc_key_sql(isrc: str) -> str:
-    """SQL: the stable 64-bit key of an ISRC expression (NULL for NULL)."""
-    return (f"CAST(CAST(('0x' || left(md5({isrc}), 16)) AS UBIGINT)::HUGEINT "
-            f"- 9223372036854775808 AS BIGINT)")
-
-
-# The derived columns and how each is made from t (tracks), m (maxima) and r (releases).
+# The derived columns and how each is made from m (maxima) and r (releases).
 COLUMNS = {
     "artist_popularity": "m.pop",
     "artist_followers": "m.fol",
     "release_popularity": "r.popularity",
-    "isrc_key": isrc_key_sql("t.isrc"),
 }
 
 # Above this many changed tracks, refresh writes the table anew instead of updating rows in

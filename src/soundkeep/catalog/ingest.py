@@ -604,18 +604,18 @@ class _Context:
         for table in ("tracks", "track_artists", "audio_features"):
             self._delete_existing(table, "track_id", "SELECT eid FROM v")
         rights = rights_sql(self.arch.settings, "rights_status")
-        # With the columns derived from their artists and release (catalog.derived), as
-        # known now.
+        # The batch's credits are made once: for track_artists and for the columns derived
+        # from the artists (catalog.derived), as known now.
+        self.stage("credits", self._credits())
         con.execute(f"""INSERT INTO tracks
             SELECT v.eid, v.title, v.rel_id, v.disc_number, v.track_number, v.duration_ms,
                    v.explicit, v.isrc, v.popularity, v.listens, v.rights_status, {rights},
-                   {self._prov()}, m.pop, m.fol, r.popularity, {derived.isrc_key_sql("v.isrc")}
+                   {self._prov()}, m.pop, m.fol, r.popularity
             FROM v LEFT JOIN (SELECT c.eid, max(a.popularity) AS pop, max(a.followers) AS fol
-                              FROM ({self._credits()}) c
-                              JOIN artists a ON a.artist_id = c.artist_id
+                              FROM credits c JOIN artists a ON a.artist_id = c.artist_id
                               GROUP BY c.eid) m ON m.eid = v.eid
                    LEFT JOIN releases r ON r.release_id = v.rel_id""")
-        con.execute(f"INSERT INTO track_artists SELECT *, NULL FROM ({self._credits()})")
+        con.execute("INSERT INTO track_artists SELECT *, NULL FROM credits")
         feats = [f for f in FEATURE_NAMES if f in self.present]
         if feats:
             cols = ", ".join(f if f in feats else f"NULL AS {f}" for f in FEATURE_NAMES)

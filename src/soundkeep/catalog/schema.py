@@ -121,9 +121,9 @@ CREATE VIEW genres AS
     SELECT genre, count(*) AS artists FROM artist_genres GROUP BY genre
 """),
     # What the plan needs of each track's relations, kept in tracks (catalog.derived): the
-    # highest popularity and the most followers among its credited artists, its release's
-    # popularity and a stable key of its ISRC. The table is written anew, rows in their
-    # order (an UPDATE of every row would hold all old values in memory until the commit).
+    # highest popularity and the most followers among its credited artists, and its
+    # release's popularity. The table is written anew, rows in their order (an UPDATE of
+    # every row would hold all old values in memory until the commit).
     (2, f"""
 CREATE TABLE _tracks_v2 (
     track_id BIGINT NOT NULL,
@@ -141,13 +141,10 @@ CREATE TABLE _tracks_v2 (
     {_PROV},
     artist_popularity SMALLINT,
     artist_followers BIGINT,
-    release_popularity SMALLINT,
-    isrc_key BIGINT
+    release_popularity SMALLINT
 );
 INSERT INTO _tracks_v2
-SELECT t.*, m.pop, m.fol, r.popularity,
-       CAST(CAST(('0x' || left(md5(t.isrc), 16)) AS UBIGINT)::HUGEINT
-            - 9223372036854775808 AS BIGINT)
+SELECT t.*, m.pop, m.fol, r.popularity
 FROM tracks t
 LEFT JOIN (SELECT x.track_id, max(a.popularity) AS pop, max(a.followers) AS fol
            FROM track_artists x JOIN artists a ON a.artist_id = x.artist_id

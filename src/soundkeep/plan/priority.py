@@ -40,7 +40,7 @@ class Inputs:
     held_bytes: np.ndarray     # int64 (0 when no file is held)
     sha256: pa.Array           # the held file's sha256 (null when none)
     distributable: np.ndarray  # bool
-    isrc_hash: np.ndarray      # uint64 the ISRC's 64-bit key (0 when has_isrc is false)
+    isrc_hash: np.ndarray      # uint64 64-bit hash of the ISRC (0 when has_isrc is false)
     has_isrc: np.ndarray       # bool
     fingerprint: str           # order-independent hash of everything above
     holdings: bool             # whether the archive holds any audio at all
@@ -71,8 +71,8 @@ held AS (
 )"""
 
 
-# What the plan needs of each track's artists and release, and its ISRC's key: the catalog's
-# own columns (catalog.derived keeps them), or for the reference computation, made afresh.
+# What the plan needs of each track's artists and release: the catalog's own columns
+# (catalog.derived keeps them), or for the reference computation, made afresh.
 _CREDIT_MAXIMA = f"""
 ta AS ({derived.maxima_sql()}),"""
 
@@ -80,13 +80,12 @@ ta AS ({derived.maxima_sql()}),"""
 def _query(ps: PlanSettings, with_sha: bool = False, from_credits: bool = False) -> str:
     if from_credits:
         art_pop, art_fol, rel_pop = "ta.pop", "ta.fol", "r.popularity"
-        isrc_key = derived.isrc_key_sql("t.isrc")
         joins = ("LEFT JOIN ta ON ta.track_id = t.track_id\n"
                  "LEFT JOIN releases r ON r.release_id = t.release_id")
     else:
         art_pop, art_fol, rel_pop = ("t.artist_popularity", "t.artist_followers",
                                      "t.release_popularity")
-        isrc_key, joins = "t.isrc_key", ""
+        joins = ""
     sec = secondary_sql(ps, art_pop, rel_pop, art_fol)
     sha = ",\n       h.sha256" if with_sha else ""
     return f"""
@@ -98,7 +97,7 @@ SELECT t.track_id,
        greatest(coalesce(h.duration_ms, t.duration_ms, 0), 0)::INTEGER AS duration_ms,
        coalesce(h.size, 0)::BIGINT AS held_bytes,
        {sec} AS secondary,
-       {isrc_key} AS isrc_hash{sha}
+       CASE WHEN t.isrc IS NOT NULL THEN hash(t.isrc) END AS isrc_hash{sha}
 FROM tracks t
 {joins}
 LEFT JOIN held h ON h.track_id = t.track_id
@@ -107,8 +106,8 @@ LEFT JOIN held h ON h.track_id = t.track_id
 
 # What a plan reads of each table: a plan is made again only when one of these changed.
 _DIGESTED = (
-    ("tracks", "track_id, popularity, listens, distributable, duration_ms, artist_popularity, "
-               "artist_followers, release_popularity, isrc_key"),
+    ("tracks", "track_id, popularity, listens, isrc, distributable, duration_ms, "
+               "artist_popularity, artist_followers, release_popularity"),
     ("audio_links", "track_id, sha256"),
     ("audio_files", "sha256, size, duration_ms, bitrate"),
 )
@@ -215,7 +214,7 @@ def load_inputs(con: duckdb.DuckDBPyConnection, ps: PlanSettings) -> Inputs:
         held_bytes=held_bytes,
         sha256=_held_sha256(con, track_id, held_bytes > 0),
         distributable=np.asarray(cols["distributable"], dtype=bool),
-        isrc_hash=np.asarray(isrc_hash, dtype=np.int64).view(np.uint64),
+        isrc_hash=np.asarray(isrc_hash, dtype=np.uint64),
         has_isrc=has_isrc,
         fingerprint=fingerprint(con),
         holdings=bool(holdings),
