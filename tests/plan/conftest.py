@@ -12,7 +12,6 @@ import pyarrow as pa
 import pytest
 
 from soundkeep import archive, config, db
-from soundkeep.catalog import derived
 
 # Popularity by rank, shaped like the reference catalog: log10(share of tracks above) ->
 # popularity. ~0.1 % at >= 50, the top 10,000 per 256 M at >= 70, about 68 % at 0.
@@ -94,8 +93,6 @@ def insert_catalog(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table],
         else:
             con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _gen")
         con.unregister("_gen")
-    # Written by hand, not by ingest: the columns derived from other rows are made here.
-    derived.refresh(con)
 
 
 def insert_holdings(con: duckdb.DuckDBPyConnection, track_ids: np.ndarray, sizes: np.ndarray,

@@ -1,4 +1,4 @@
-"""Catalog commands: init, synth, ingest, stats, refresh, quarantine."""
+"""Catalog commands: init, synth, ingest, stats, quarantine."""
 
 from __future__ import annotations
 
@@ -173,19 +173,6 @@ def stats(archive_dir: ArchiveOpt = archive.default_path(), as_json: JsonOpt = F
                       ", ".join(f"{y}: {n:,}" for y, n in recent))
 
 
-def refresh(archive_dir: ArchiveOpt = archive.default_path(), as_json: JsonOpt = False) -> None:
-    """Recompute what tracks keep of their artists and release (after editing the
-    catalog by hand; ingest keeps it up to date itself)."""
-    from soundkeep.catalog import derived
-
-    with archive.open_archive(archive_dir) as arch:
-        changed = derived.refresh(arch.con)
-    if as_json:
-        print_json({"tracks_changed": changed})
-    else:
-        console.print(f"{changed:,} tracks changed")
-
-
 def quarantine(
     archive_dir: ArchiveOpt = archive.default_path(),
     stage: Annotated[str | None, typer.Option("--stage", help="Only this stage.")] = None,
@@ -234,5 +221,4 @@ def register(app: typer.Typer) -> None:
     app.command("synth")(synth)
     app.command("ingest")(ingest)
     app.command("stats")(stats)
-    app.command("refresh")(refresh)
     app.command("quarantine")(quarantine)

@@ -21,7 +21,6 @@ import pyarrow as pa
 
 from soundkeep import db
 from soundkeep.archive import Archive, rights_sql
-from soundkeep.catalog import derived
 from soundkeep.catalog import identifiers as ids
 from soundkeep.catalog.fields import ENTITIES, FEATURE_NAMES, RIGHTS_CC_PATTERN, RIGHTS_FIXED, Field
 from soundkeep.catalog.mapping import Mapping, load_mapping, normalize_entity
@@ -604,18 +603,11 @@ class _Context:
         for table in ("tracks", "track_artists", "audio_features"):
             self._delete_existing(table, "track_id", "SELECT eid FROM v")
         rights = rights_sql(self.arch.settings, "rights_status")
-        # The batch's credits are made once: for track_artists and for the columns derived
-        # from the artists (catalog.derived), as known now.
-        self.stage("credits", self._credits())
         con.execute(f"""INSERT INTO tracks
-            SELECT v.eid, v.title, v.rel_id, v.disc_number, v.track_number, v.duration_ms,
-                   v.explicit, v.isrc, v.popularity, v.listens, v.rights_status, {rights},
-                   {self._prov()}, m.pop, m.fol, r.popularity
-            FROM v LEFT JOIN (SELECT c.eid, max(a.popularity) AS pop, max(a.followers) AS fol
-                              FROM credits c JOIN artists a ON a.artist_id = c.artist_id
-                              GROUP BY c.eid) m ON m.eid = v.eid
-                   LEFT JOIN releases r ON r.release_id = v.rel_id""")
-        con.execute("INSERT INTO track_artists SELECT *, NULL FROM credits")
+            SELECT eid, title, rel_id, disc_number, track_number, duration_ms, explicit,
+                   isrc, popularity, listens, rights_status, {rights}, {self._prov()}
+            FROM v""")
+        con.execute(f"INSERT INTO track_artists SELECT *, NULL FROM ({self._credits()})")
         feats = [f for f in FEATURE_NAMES if f in self.present]
         if feats:
             cols = ", ".join(f if f in feats else f"NULL AS {f}" for f in FEATURE_NAMES)
@@ -671,8 +663,6 @@ class _Context:
                    total_tracks, popularity, {self._prov()}
             FROM v""")
         con.execute(f"INSERT INTO release_artists {self._credits()}")
-        # Tracks already on these releases take their new popularity.
-        derived.refresh_released(con, "SELECT eid FROM v")
 
     def _load_artists(self) -> None:
         con = self.con
@@ -683,8 +673,6 @@ class _Context:
             SELECT eid, name, followers, popularity, {self._prov()} FROM v""")
         con.execute("""INSERT INTO artist_genres
             SELECT eid, lower(unnest(genres)) FROM v""")
-        # Tracks already crediting these artists take their new popularity and followers.
-        derived.refresh_credited(con, "SELECT eid FROM v")
 
 
 # DuckDB errors that are soundkeep's own (a query it built, or the machine), never the input's.

@@ -120,38 +120,4 @@ CREATE TABLE known_paths (
 CREATE VIEW genres AS
     SELECT genre, count(*) AS artists FROM artist_genres GROUP BY genre
 """),
-    # What the plan needs of each track's relations, kept in tracks (catalog.derived): the
-    # highest popularity and the most followers among its credited artists, and its
-    # release's popularity. The table is written anew, rows in their order (an UPDATE of
-    # every row would hold all old values in memory until the commit).
-    (2, f"""
-CREATE TABLE _tracks_v2 (
-    track_id BIGINT NOT NULL,
-    title VARCHAR NOT NULL,
-    release_id BIGINT,
-    disc_number SMALLINT,
-    track_number SMALLINT,
-    duration_ms INTEGER,
-    explicit BOOLEAN,
-    isrc VARCHAR,
-    popularity SMALLINT,
-    listens BIGINT,
-    rights_status VARCHAR NOT NULL,
-    distributable BOOLEAN NOT NULL,
-    {_PROV},
-    artist_popularity SMALLINT,
-    artist_followers BIGINT,
-    release_popularity SMALLINT
-);
-INSERT INTO _tracks_v2
-SELECT t.*, m.pop, m.fol, r.popularity
-FROM tracks t
-LEFT JOIN (SELECT x.track_id, max(a.popularity) AS pop, max(a.followers) AS fol
-           FROM track_artists x JOIN artists a ON a.artist_id = x.artist_id
-           GROUP BY x.track_id) m ON m.track_id = t.track_id
-LEFT JOIN releases r ON r.release_id = t.release_id
-ORDER BY t.rowid;
-DROP TABLE tracks;
-ALTER TABLE _tracks_v2 RENAME TO tracks;
-"""),
 ]

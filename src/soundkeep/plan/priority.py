@@ -19,7 +19,6 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from soundkeep.catalog import derived
 from soundkeep.plan.config import PlanSettings
 from soundkeep.plan.listens import listens_at
 
@@ -71,25 +70,15 @@ held AS (
 )"""
 
 
-# What the plan needs of each track's artists and release: the catalog's own columns
-# (catalog.derived keeps them), or for the reference computation, made afresh.
-_CREDIT_MAXIMA = f"""
-ta AS ({derived.maxima_sql()}),"""
-
-
-def _query(ps: PlanSettings, with_sha: bool = False, from_credits: bool = False) -> str:
-    if from_credits:
-        art_pop, art_fol, rel_pop = "ta.pop", "ta.fol", "r.popularity"
-        joins = ("LEFT JOIN ta ON ta.track_id = t.track_id\n"
-                 "LEFT JOIN releases r ON r.release_id = t.release_id")
-    else:
-        art_pop, art_fol, rel_pop = ("t.artist_popularity", "t.artist_followers",
-                                     "t.release_popularity")
-        joins = ""
-    sec = secondary_sql(ps, art_pop, rel_pop, art_fol)
+def _query(ps: PlanSettings, with_sha: bool = False) -> str:
+    sec = secondary_sql(ps, "ta.art_pop", "r.popularity", "ta.art_fol")
     sha = ",\n       h.sha256" if with_sha else ""
     return f"""
-WITH {_CREDIT_MAXIMA if from_credits else ""}{_HELD}
+WITH ta AS (
+    SELECT x.track_id, max(a.popularity) AS art_pop, max(a.followers) AS art_fol
+    FROM track_artists x JOIN artists a ON a.artist_id = x.artist_id
+    GROUP BY x.track_id
+),{_HELD}
 SELECT t.track_id,
        coalesce(t.popularity, 0)::SMALLINT AS popularity,
        t.listens::DOUBLE AS listens,
@@ -99,15 +88,18 @@ SELECT t.track_id,
        {sec} AS secondary,
        CASE WHEN t.isrc IS NOT NULL THEN hash(t.isrc) END AS isrc_hash{sha}
 FROM tracks t
-{joins}
+LEFT JOIN ta ON ta.track_id = t.track_id
+LEFT JOIN releases r ON r.release_id = t.release_id
 LEFT JOIN held h ON h.track_id = t.track_id
 """
 
 
 # What a plan reads of each table: a plan is made again only when one of these changed.
 _DIGESTED = (
-    ("tracks", "track_id, popularity, listens, isrc, distributable, duration_ms, "
-               "artist_popularity, artist_followers, release_popularity"),
+    ("tracks", "track_id, popularity, listens, isrc, distributable, duration_ms, release_id"),
+    ("track_artists", "track_id, artist_id"),
+    ("artists", "artist_id, popularity, followers"),
+    ("releases", "release_id, popularity"),
     ("audio_links", "track_id, sha256"),
     ("audio_files", "sha256, size, duration_ms, bitrate"),
 )
@@ -194,7 +186,7 @@ def shared_keys(keys: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.n
 
 def load_inputs(con: duckdb.DuckDBPyConnection, ps: PlanSettings) -> Inputs:
     """Run the input query and return every track's inputs as arrays."""
-    cols = _read_numpy(con, _query(ps, from_credits=True))
+    cols = _read_numpy(con, _query(ps))
     listens, has_listens = _split(cols["listens"])
     if not has_listens.all():
         listens[~has_listens] = np.nan

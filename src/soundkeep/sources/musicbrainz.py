@@ -95,20 +95,15 @@ def _recordings(con: duckdb.DuckDBPyConnection, batch: object, source_id: int) -
 
 
 def _place(con: duckdb.DuckDBPyConnection, which: str) -> None:
-    """Give MusicBrainz tracks without a release the first release that lists them (and
-    its popularity: catalog.derived)."""
+    """Give MusicBrainz tracks without a release the first release that lists them."""
     con.execute(f"""
         UPDATE tracks SET release_id = p.release_id, disc_number = p.disc,
-                          track_number = p.pos, release_popularity = p.popularity
-        FROM (SELECT g.*, r.popularity
-              FROM (SELECT recording_key,
-                           arg_min(release_id, (release_id, disc_number, track_number))
-                             AS release_id,
-                           arg_min(disc_number, (release_id, disc_number, track_number)) AS disc,
-                           arg_min(track_number, (release_id, disc_number, track_number))
-                             AS pos
-                    FROM release_tracks WHERE {which} GROUP BY recording_key) g
-              LEFT JOIN releases r ON r.release_id = g.release_id) p
+                          track_number = p.pos
+        FROM (SELECT recording_key, arg_min(release_id, (release_id, disc_number, track_number))
+                     AS release_id,
+                     arg_min(disc_number, (release_id, disc_number, track_number)) AS disc,
+                     arg_min(track_number, (release_id, disc_number, track_number)) AS pos
+              FROM release_tracks WHERE {which} GROUP BY recording_key) p
         WHERE tracks.track_id = sk_id('track', '{SOURCE}', p.recording_key)
           AND tracks.release_id IS NULL""")
 
