@@ -20,6 +20,8 @@ sk ingest "$WORK/catalog"
 # Real openly licensed audio: its catalog rows come from its own tags and licence.
 sk ingest --format tags /usr/share/games/singularity/music
 sk ingest --format tags --rights CC0-1.0 /usr/share/sonic-pi/samples
+# What tracks keep of their artists and releases, so the plan need not make it each time.
+sk refresh
 sk stats
 sk scan --copy /usr/share/games/singularity/music /usr/share/sonic-pi/samples
 sk holdings

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -84,6 +84,27 @@ def setting(con: duckdb.DuckDBPyConnection, name: str, value: str) -> Iterator[N
     finally:
         old = str(previous).lower() if isinstance(previous, bool) else repr(previous)
         con.execute(f"SET {name} = {old}")
+
+
+def digests(con: duckdb.DuckDBPyConnection,
+            specs: Sequence[tuple[str, Sequence[str]]]) -> list[str]:
+    """Order-independent digests of tables, one scan each: for every (table, column lists),
+    per column list the row count and the wrapping 64-bit sum of the rows' hashes of those
+    columns (summed in 32-bit halves: exact in any order), as 'count-hex'."""
+    parts = []
+    for i, (table, colsets) in enumerate(specs):
+        sums = ", ".join(f"coalesce(sum(h{k} >> 32), 0), coalesce(sum(h{k} & 4294967295), 0)"
+                         for k in range(len(colsets)))
+        hashes = ", ".join(f"hash({cols}) AS h{k}" for k, cols in enumerate(colsets))
+        parts.append(f"SELECT {i} AS i, [count(*), {sums}] AS v "
+                     f"FROM (SELECT {hashes} FROM {table})")
+    rows = con.execute(f"SELECT v FROM ({' UNION ALL '.join(parts)}) ORDER BY i").fetchall()
+    out: list[str] = []
+    for (v,) in rows:
+        n, halves = int(v[0]), [int(x) for x in v[1:]]
+        out.extend(f"{n}-{((hi << 32) + lo) % (1 << 64):016x}"
+                   for hi, lo in zip(halves[::2], halves[1::2], strict=True))
+    return out
 
 
 def get_meta(con: duckdb.DuckDBPyConnection, key: str) -> str | None:

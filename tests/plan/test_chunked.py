@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from soundkeep.catalog import derived
 from soundkeep.plan import planner
 from soundkeep.plan.config import PlanSettings, load_plan_settings
 from soundkeep.plan.priority import load_inputs
@@ -59,7 +60,9 @@ def chunked(con: duckdb.DuckDBPyConnection, ps: PlanSettings) -> tuple[list[tupl
     rows = con.execute(f"SELECT {', '.join(ROW)} FROM current_plan ORDER BY track_id"
                        ).fetchall()
     summary = dict(result.summary)
-    summary.pop("plan_id")
+    # The reference has no stored plan, nor a catalog whose derived columns it could read.
+    for key in ("plan_id", "derived_columns_fresh", "hint"):
+        summary.pop(key, None)
     return rows, summary
 
 
@@ -146,9 +149,9 @@ def test_the_fingerprint_is_the_exact_wrapping_sum_of_row_hashes() -> None:
     stored = con.execute("SELECT catalog_fingerprint FROM plans").fetchall()[0][0]
     assert stored == inp.fingerprint
     hashes = con.execute("SELECT hash(track_id, popularity, listens, isrc, distributable, "
-                         "duration_ms, release_id) FROM tracks").fetchall()
+                         "duration_ms) FROM tracks").fetchall()
     tracks = f"{len(hashes)}-{sum(int(h) for (h,) in hashes) % (1 << 64):016x}"
-    assert stored.split(":")[0] == tracks
+    assert stored.split(":")[1] == tracks
 
     def replanned() -> bool:
         return not planner.make_plan(con, ps).reused
@@ -164,6 +167,31 @@ def test_the_fingerprint_is_the_exact_wrapping_sum_of_row_hashes() -> None:
     con.execute("UPDATE releases SET popularity = 99 WHERE release_id = 0")
     assert replanned()
     assert not replanned()
+
+
+def test_the_plan_reads_fresh_derived_columns_and_makes_stale_ones_itself() -> None:
+    """After `refresh` the plan reads what tracks keep of their artists and release; once
+    those change, it makes the values itself until the next refresh. Same plan either way."""
+    con = memory_catalog()
+    insert_catalog(con, catalog_tables(3000, 11, isrc_dup_share=0.1))
+    ps = load_plan_settings(settings({"plan.budget": "3GB"}))
+    want_rows, want = reference(con, ps)
+    stale_rows, stale = chunked(con, ps)
+    assert planner.make_plan(con, ps).summary["derived_columns_fresh"] is False
+    assert derived.refresh(con) > 0
+    con.execute("DELETE FROM plans")
+    fresh = planner.make_plan(con, ps)
+    assert fresh.summary["derived_columns_fresh"] is True and "hint" not in fresh.summary
+    fresh_rows = con.execute(f"SELECT {', '.join(ROW)} FROM current_plan ORDER BY track_id"
+                             ).fetchall()
+    assert stale_rows == fresh_rows == want_rows
+    assert_same_summary(stale, want)
+
+    # An artist's followers change: the stored maxima are stale, and not used.
+    con.execute("UPDATE artists SET followers = followers * 1000 + 1 WHERE artist_id < 20")
+    moved_rows, _ = chunked(con, ps)
+    assert planner.make_plan(con, ps).summary["derived_columns_fresh"] is False
+    assert moved_rows == reference(con, ps)[0] != want_rows
 
 
 def test_an_archive_connection_keeps_rank_order_and_its_setting(make_archive) -> None:  # type: ignore[no-untyped-def]

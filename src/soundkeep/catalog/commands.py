@@ -1,4 +1,4 @@
-"""Catalog commands: init, synth, ingest, stats, quarantine."""
+"""Catalog commands: init, synth, ingest, stats, refresh, quarantine."""
 
 from __future__ import annotations
 
@@ -173,6 +173,19 @@ def stats(archive_dir: ArchiveOpt = archive.default_path(), as_json: JsonOpt = F
                       ", ".join(f"{y}: {n:,}" for y, n in recent))
 
 
+def refresh(archive_dir: ArchiveOpt = archive.default_path(), as_json: JsonOpt = False) -> None:
+    """Make what tracks keep of their artists and release, which lets the plan skip that
+    work (after ingest or edits by hand; until then the plan does it itself)."""
+    from soundkeep.catalog import derived
+
+    with archive.open_archive(archive_dir) as arch:
+        changed = derived.refresh(arch.con)
+    if as_json:
+        print_json({"tracks_changed": changed})
+    else:
+        console.print(f"{changed:,} tracks changed")
+
+
 def quarantine(
     archive_dir: ArchiveOpt = archive.default_path(),
     stage: Annotated[str | None, typer.Option("--stage", help="Only this stage.")] = None,
@@ -221,4 +234,5 @@ def register(app: typer.Typer) -> None:
     app.command("synth")(synth)
     app.command("ingest")(ingest)
     app.command("stats")(stats)
+    app.command("refresh")(refresh)
     app.command("quarantine")(quarantine)

@@ -603,7 +603,9 @@ class _Context:
         for table in ("tracks", "track_artists", "audio_features"):
             self._delete_existing(table, "track_id", "SELECT eid FROM v")
         rights = rights_sql(self.arch.settings, "rights_status")
-        con.execute(f"""INSERT INTO tracks
+        con.execute(f"""INSERT INTO tracks (track_id, title, release_id, disc_number,
+                track_number, duration_ms, explicit, isrc, popularity, listens, rights_status,
+                distributable, source_id, source_row, source_key)
             SELECT eid, title, rel_id, disc_number, track_number, duration_ms, explicit,
                    isrc, popularity, listens, rights_status, {rights}, {self._prov()}
             FROM v""")

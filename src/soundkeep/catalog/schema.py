@@ -120,4 +120,12 @@ CREATE TABLE known_paths (
 CREATE VIEW genres AS
     SELECT genre, count(*) AS artists FROM artist_genres GROUP BY genre
 """),
+    # What the plan needs of each track's relations, made by `soundkeep refresh`
+    # (catalog.derived): the highest popularity and the most followers among its credited
+    # artists, and its release's popularity. NULL until then.
+    (2, """
+ALTER TABLE tracks ADD COLUMN artist_popularity SMALLINT;
+ALTER TABLE tracks ADD COLUMN artist_followers BIGINT;
+ALTER TABLE tracks ADD COLUMN release_popularity SMALLINT;
+"""),
 ]

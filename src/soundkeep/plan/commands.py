@@ -54,6 +54,8 @@ def _print_summary(s: dict[str, Any], plan_id: int, reused: bool) -> None:
                       f"{phases[0]['tracks']:,} tracks, {_size(phases[0]['bytes'])})")
     if s.get("note"):
         console.print(f"[yellow]note:[/yellow] {s['note']}")
+    if s.get("hint"):
+        console.print(f"[dim]hint: {s['hint']}[/dim]")
 
 
 @plan_app.callback()

@@ -803,7 +803,7 @@ def _final_summary(tot: _Totals, ps: PlanSettings, n: int, cut: knapsack.Cut | N
 def _make_plan(con: duckdb.DuckDBPyConnection, ps: PlanSettings,
                say: Callable[[str], None]) -> PlanResult:
     say("checking the catalog for changes")
-    fingerprint = catalog_fingerprint(con)
+    fingerprint, fresh = catalog_fingerprint(con)
     settings_json = _settings_json(ps)
     rows = con.execute(
         "SELECT plan_id, settings_json, catalog_fingerprint, summary_json FROM plans "
@@ -818,9 +818,9 @@ def _make_plan(con: duckdb.DuckDBPyConnection, ps: PlanSettings,
     # chunks read back in it: archives open with preserve_insertion_order off.
     with db.setting(con, "preserve_insertion_order", "true"):
         try:
-            con.execute(scratch_sql(ps, SCRATCH, bool(real)))
+            con.execute(scratch_sql(ps, SCRATCH, bool(real), derived_columns=fresh))
             plan_id = int(latest[0]) + 1 if latest else 1
-            return _plan_scratch(con, ps, plan_id, settings_json, fingerprint, say)
+            return _plan_scratch(con, ps, plan_id, settings_json, fingerprint, fresh, say)
         finally:
             con.execute(f"DROP TABLE IF EXISTS {SCRATCH}")
 
@@ -850,8 +850,8 @@ def _forget_rows(out: duckdb.DuckDBPyConnection, plan_id: int) -> None:
 
 
 def _plan_scratch(con: duckdb.DuckDBPyConnection, ps: PlanSettings, plan_id: int,
-                  settings_json: str, fingerprint: str, say: Callable[[str], None]
-                  ) -> PlanResult:
+                  settings_json: str, fingerprint: str, fresh: bool,
+                  say: Callable[[str], None]) -> PlanResult:
     n = int(con.execute(f"SELECT count(*) FROM {SCRATCH}").fetchall()[0][0])
     holdings = bool(con.execute("SELECT count(*) > 0 FROM audio_files").fetchall()[0][0])
     say("choosing tiers")
@@ -869,7 +869,12 @@ def _plan_scratch(con: duckdb.DuckDBPyConnection, ps: PlanSettings, plan_id: int
         out.execute("DELETE FROM plan_tracks WHERE plan_id >= ?", [plan_id])  # a killed run's
         try:
             _write_chunks(con, out, ps, isrc, cut, holdings, tot, plan_id)
-            summary = {"plan_id": plan_id, **_final_summary(tot, ps, n, cut, holdings)}
+            summary = {"plan_id": plan_id, **_final_summary(tot, ps, n, cut, holdings),
+                       "derived_columns_fresh": fresh}
+            if not fresh:
+                summary["hint"] = ("the catalog changed since `soundkeep refresh`: the plan "
+                                   "made what it needs of artists and releases itself; "
+                                   "refresh first to plan faster")
             with db.transaction(out):
                 out.execute(
                     "INSERT INTO plans (plan_id, created_at, settings_json, "

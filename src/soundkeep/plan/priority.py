@@ -19,6 +19,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from soundkeep import db
+from soundkeep.catalog import derived
 from soundkeep.plan.config import PlanSettings
 from soundkeep.plan.listens import listens_at
 
@@ -70,15 +72,21 @@ held AS (
 )"""
 
 
-def _query(ps: PlanSettings, with_sha: bool = False) -> str:
-    sec = secondary_sql(ps, "ta.art_pop", "r.popularity", "ta.art_fol")
+def _query(ps: PlanSettings, with_sha: bool = False, derived_columns: bool = False) -> str:
+    """Every track's inputs; with derived_columns, what the plan needs of its artists and
+    release read from the track's own row (catalog.derived), else made from them here."""
+    if derived_columns:
+        sec = secondary_sql(ps, "t.artist_popularity", "t.release_popularity",
+                            "t.artist_followers")
+        maxima, joins = "", ""
+    else:
+        sec = secondary_sql(ps, "ta.pop", "r.popularity", "ta.fol")
+        maxima = f"\nta AS ({derived.MAXIMA_SQL}),"
+        joins = ("LEFT JOIN ta ON ta.track_id = t.track_id\n"
+                 "LEFT JOIN releases r ON r.release_id = t.release_id")
     sha = ",\n       h.sha256" if with_sha else ""
     return f"""
-WITH ta AS (
-    SELECT x.track_id, max(a.popularity) AS art_pop, max(a.followers) AS art_fol
-    FROM track_artists x JOIN artists a ON a.artist_id = x.artist_id
-    GROUP BY x.track_id
-),{_HELD}
+WITH {maxima}{_HELD}
 SELECT t.track_id,
        coalesce(t.popularity, 0)::SMALLINT AS popularity,
        t.listens::DOUBLE AS listens,
@@ -88,34 +96,30 @@ SELECT t.track_id,
        {sec} AS secondary,
        CASE WHEN t.isrc IS NOT NULL THEN hash(t.isrc) END AS isrc_hash{sha}
 FROM tracks t
-LEFT JOIN ta ON ta.track_id = t.track_id
-LEFT JOIN releases r ON r.release_id = t.release_id
+{joins}
 LEFT JOIN held h ON h.track_id = t.track_id
 """
 
 
-# What a plan reads of each table: a plan is made again only when one of these changed.
-_DIGESTED = (
-    ("tracks", "track_id, popularity, listens, isrc, distributable, duration_ms, release_id"),
-    ("track_artists", "track_id, artist_id"),
-    ("artists", "artist_id, popularity, followers"),
-    ("releases", "release_id, popularity"),
-    ("audio_links", "track_id, sha256"),
-    ("audio_files", "sha256, size, duration_ms, bitrate"),
+# What a plan reads of each table (a plan is made again only when one of these changed):
+# the tables the derived columns come from (catalog.derived.SOURCES, first, with tracks'
+# other columns beside), then the holdings.
+_TRACK_COLUMNS = "track_id, popularity, listens, isrc, distributable, duration_ms"
+_DIGESTED: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("tracks", (*derived.SOURCES[0][1], _TRACK_COLUMNS)),
+    *derived.SOURCES[1:],
+    ("audio_links", ("track_id, sha256",)),
+    ("audio_files", ("sha256, size, duration_ms, bitrate",)),
 )
 
 
-def fingerprint(con: duckdb.DuckDBPyConnection) -> str:
-    """An order-independent digest of everything a plan reads: per table, its row count and
-    the wrapping 64-bit sum of its row hashes (summed in 32-bit halves: exact in any order).
-    One scan of each table, without joins."""
-    parts = " UNION ALL ".join(
-        f"SELECT {i} AS i, count(*) AS n, coalesce(sum(h >> 32), 0) AS hi, "
-        f"coalesce(sum(h & 4294967295), 0) AS lo FROM (SELECT hash({cols}) AS h FROM {table})"
-        for i, (table, cols) in enumerate(_DIGESTED))
-    rows = con.execute(f"SELECT n, hi, lo FROM ({parts}) ORDER BY i").fetchall()
-    return ":".join(f"{int(n)}-{((int(hi) << 32) + int(lo)) % (1 << 64):016x}"
-                    for n, hi, lo in rows)
+def fingerprint(con: duckdb.DuckDBPyConnection) -> tuple[str, bool]:
+    """An order-independent digest of everything a plan reads (db.digests: one scan of each
+    table, without joins), and whether the catalog's derived columns are fresh."""
+    parts = db.digests(con, _DIGESTED)
+    n_sources = len(derived.SOURCES)
+    sources = [parts[0], *parts[2:n_sources + 1]]
+    return ":".join(parts), derived.is_fresh(con, derived.digest_of(sources))
 
 
 def read_arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
@@ -208,7 +212,7 @@ def load_inputs(con: duckdb.DuckDBPyConnection, ps: PlanSettings) -> Inputs:
         distributable=np.asarray(cols["distributable"], dtype=bool),
         isrc_hash=np.asarray(isrc_hash, dtype=np.uint64),
         has_isrc=has_isrc,
-        fingerprint=fingerprint(con),
+        fingerprint=fingerprint(con)[0],
         holdings=bool(holdings),
     )
 
@@ -259,7 +263,8 @@ def estimate_sql(ps: PlanSettings, pop: str, secondary: str) -> str:
             f"ELSE list_extract([{values}]::DOUBLE[], {p} + 1) END)")
 
 
-def scratch_sql(ps: PlanSettings, table: str, real_listens: bool) -> str:
+def scratch_sql(ps: PlanSettings, table: str, real_listens: bool,
+                derived_columns: bool = False) -> str:
     """Create `table`: every track's inputs, stored in rank order (rank = rowid + 1).
 
     DuckDB sorts (out of core under its memory limit) and, preserving insertion order,
@@ -271,7 +276,7 @@ def scratch_sql(ps: PlanSettings, table: str, real_listens: bool) -> str:
     else:
         order = "popularity DESC, secondary DESC, track_id"
     return (f"CREATE OR REPLACE TEMP TABLE {table} AS "
-            f"SELECT * FROM ({_query(ps, with_sha=True)}) q ORDER BY {order}")
+            f"SELECT * FROM ({_query(ps, True, derived_columns)}) q ORDER BY {order}")
 
 
 def representatives(con: duckdb.DuckDBPyConnection, dupkey: np.ndarray,
