@@ -72,38 +72,38 @@ def refresh(con: duckdb.DuckDBPyConnection) -> int:
     return n
 
 
-def _refresh(con: duckdb.DuckDBPyConnection) -> int:
-    differs = " OR ".join(f"t.{c} IS DISTINCT FROM {e}" for c, e in COLUMNS.items())
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE {_CHANGES} AS
-        SELECT t.track_id, {", ".join(f"{e} AS {c}" for c, e in COLUMNS.items())}
+_SOURCES_SQL = f"""
         FROM tracks t
         LEFT JOIN ({MAXIMA_SQL}) m ON m.track_id = t.track_id
-        LEFT JOIN releases r ON r.release_id = t.release_id
-        WHERE {differs}""")
-    try:
-        n = int(con.execute(f"SELECT count(*) FROM {_CHANGES}").fetchall()[0][0])
-        if 0 < n <= UPDATE_MAX:
+        LEFT JOIN releases r ON r.release_id = t.release_id"""
+
+
+def _refresh(con: duckdb.DuckDBPyConnection) -> int:
+    differs = " OR ".join(f"t.{c} IS DISTINCT FROM {e}" for c, e in COLUMNS.items())
+    n = int(con.execute(f"SELECT count(*) {_SOURCES_SQL} WHERE {differs}").fetchall()[0][0])
+    if n > UPDATE_MAX:
+        _rewrite(con)
+    elif n:
+        # A temporary table inside a transaction stays in memory: only for a few rows.
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE {_CHANGES} AS
+            SELECT t.track_id, {", ".join(f"{e} AS {c}" for c, e in COLUMNS.items())}
+            {_SOURCES_SQL} WHERE {differs}""")
+        try:
             sets = ", ".join(f"{c} = c.{c}" for c in COLUMNS)
             con.execute(f"UPDATE tracks SET {sets} FROM {_CHANGES} c "
                         f"WHERE tracks.track_id = c.track_id")
-        elif n:
-            _rewrite(con)
-        return n
-    finally:
-        con.execute(f"DROP TABLE IF EXISTS {_CHANGES}")
+        finally:
+            con.execute(f"DROP TABLE IF EXISTS {_CHANGES}")
+    return n
 
 
 def _rewrite(con: duckdb.DuckDBPyConnection) -> None:
-    """tracks written anew with the changed values, rows in their order, same definition."""
+    """tracks written anew with every derived value, rows in their order, same definition."""
     ddl = str(con.execute("SELECT sql FROM duckdb_tables() WHERE table_name = 'tracks' "
                           "AND schema_name = 'main' AND NOT temporary").fetchall()[0][0])
     con.execute(ddl.replace("CREATE TABLE tracks(", "CREATE TABLE _tracks_new(", 1))
-    kept = ", ".join(f"CASE WHEN c.track_id IS NULL THEN t.{col} ELSE c.{col} END AS {col}"
-                     for col in COLUMNS)
-    con.execute(f"""INSERT INTO _tracks_new
-        SELECT t.* REPLACE ({kept})
-        FROM tracks t LEFT JOIN {_CHANGES} c ON c.track_id = t.track_id
-        ORDER BY t.rowid""")
+    made = ", ".join(f"{e} AS {c}" for c, e in COLUMNS.items())
+    con.execute(f"INSERT INTO _tracks_new SELECT t.* REPLACE ({made}) {_SOURCES_SQL} "
+                f"ORDER BY t.rowid")
     con.execute("DROP TABLE tracks")
     con.execute("ALTER TABLE _tracks_new RENAME TO tracks")

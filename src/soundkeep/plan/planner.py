@@ -872,9 +872,9 @@ def _plan_scratch(con: duckdb.DuckDBPyConnection, ps: PlanSettings, plan_id: int
             summary = {"plan_id": plan_id, **_final_summary(tot, ps, n, cut, holdings),
                        "derived_columns_fresh": fresh}
             if not fresh:
-                summary["hint"] = ("the catalog changed since `soundkeep refresh`: the plan "
-                                   "made what it needs of artists and releases itself; "
-                                   "refresh first to plan faster")
+                summary["hint"] = ("what tracks keep of their artists and releases is "
+                                   "missing or out of date, so the plan made it itself: "
+                                   "`soundkeep refresh` first plans faster")
             with db.transaction(out):
                 out.execute(
                     "INSERT INTO plans (plan_id, created_at, settings_json, "
