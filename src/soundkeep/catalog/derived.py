@@ -18,8 +18,13 @@ import duckdb
 
 from soundkeep import db
 
-# The derived columns.
-COLUMNS_SQL = "artist_popularity, artist_followers, release_popularity"
+# The derived columns, and how each is made from m (maxima) and r (releases).
+COLUMNS = {
+    "artist_popularity": "m.pop",
+    "artist_followers": "m.fol",
+    "release_popularity": "r.popularity",
+}
+COLUMNS_SQL = ", ".join(COLUMNS)
 # What they derive from, digested (db.digests): per table, the columns read.
 SOURCES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("tracks", (f"track_id, release_id, {COLUMNS_SQL}",)),
@@ -48,13 +53,6 @@ MAXIMA_SQL = """
     GROUP BY x.track_id"""
 
 
-# How each derived column is made from m (maxima) and r (releases).
-COLUMNS = {
-    "artist_popularity": "m.pop",
-    "artist_followers": "m.fol",
-    "release_popularity": "r.popularity",
-}
-
 # Above this many changed tracks, refresh writes the table anew instead of updating rows in
 # place: DuckDB keeps an updated row's old values in memory until the commit (a catalog-wide
 # update runs out of memory at 100 M tracks), rows written to a new table go to disk.
@@ -64,8 +62,8 @@ _CHANGES = "_derived_changes"
 
 def refresh(con: duckdb.DuckDBPyConnection) -> int:
     """Make every track's derived columns (after ingest, or edits by hand), in a transaction
-    of its own, and record what they were made from; only rows whose values change are
-    written. Returns how many did."""
+    of its own, and record what they were made from. Rows whose values change are updated
+    (past UPDATE_MAX, the table is written anew). Returns how many changed."""
     with db.transaction(con):
         n = _refresh(con)
         db.set_meta(con, META_KEY, digest_of(db.digests(con, SOURCES)))
