@@ -86,11 +86,12 @@ def setting(con: duckdb.DuckDBPyConnection, name: str, value: str) -> Iterator[N
         con.execute(f"SET {name} = {old}")
 
 
-def digests(con: duckdb.DuckDBPyConnection,
-            specs: Sequence[tuple[str, Sequence[str]]]) -> list[str]:
+def digests(con: duckdb.DuckDBPyConnection, specs: Sequence[tuple[str, Sequence[str]]]
+            ) -> dict[tuple[str, str], str]:
     """Order-independent digests of tables, one scan each: for every (table, column lists),
     per column list the row count and the wrapping 64-bit sum of the rows' hashes of those
-    columns (summed in 32-bit halves: exact in any order), as 'count-hex'."""
+    columns (summed in 32-bit halves: exact in any order), as 'count-hex', by (table,
+    columns) in the order given."""
     parts = []
     for i, (table, colsets) in enumerate(specs):
         sums = ", ".join(f"coalesce(sum(h{k} >> 32), 0), coalesce(sum(h{k} & 4294967295), 0)"
@@ -99,11 +100,11 @@ def digests(con: duckdb.DuckDBPyConnection,
         parts.append(f"SELECT {i} AS i, [count(*), {sums}] AS v "
                      f"FROM (SELECT {hashes} FROM {table})")
     rows = con.execute(f"SELECT v FROM ({' UNION ALL '.join(parts)}) ORDER BY i").fetchall()
-    out: list[str] = []
-    for (v,) in rows:
+    out: dict[tuple[str, str], str] = {}
+    for (table, colsets), (v,) in zip(specs, rows, strict=True):
         n, halves = int(v[0]), [int(x) for x in v[1:]]
-        out.extend(f"{n}-{((hi << 32) + lo) % (1 << 64):016x}"
-                   for hi, lo in zip(halves[::2], halves[1::2], strict=True))
+        for cols, hi, lo in zip(colsets, halves[::2], halves[1::2], strict=True):
+            out[(table, cols)] = f"{n}-{((hi << 32) + lo) % (1 << 64):016x}"
     return out
 
 

@@ -14,6 +14,8 @@ values itself (correct, slower) until the next refresh.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import duckdb
 
 from soundkeep import db
@@ -36,14 +38,15 @@ SOURCES: tuple[tuple[str, tuple[str, ...]], ...] = (
 META_KEY = "catalog.derived_digest"
 
 
-def digest_of(parts: list[str]) -> str:
-    """The digest string of SOURCES' parts, in their order."""
-    return ":".join(parts)
+def digest(digests: Mapping[tuple[str, str], str]) -> str:
+    """The digest of SOURCES, picked from table digests (db.digests) that include them."""
+    return ":".join(digests[(table, cols)] for table, colsets in SOURCES for cols in colsets)
 
 
-def is_fresh(con: duckdb.DuckDBPyConnection, digest: str) -> bool:
-    """Whether the derived columns were made from tables with this digest of SOURCES."""
-    return db.get_meta(con, META_KEY) == digest
+def is_fresh(con: duckdb.DuckDBPyConnection, digests: Mapping[tuple[str, str], str]) -> bool:
+    """Whether the derived columns were made from tables with these digests (db.digests,
+    SOURCES among them)."""
+    return db.get_meta(con, META_KEY) == digest(digests)
 
 
 # The maxima of every track with a credited artist (x: track_artists).
@@ -66,7 +69,7 @@ def refresh(con: duckdb.DuckDBPyConnection) -> int:
     (past UPDATE_MAX, the table is written anew). Returns how many changed."""
     with db.transaction(con):
         n = _refresh(con)
-        db.set_meta(con, META_KEY, digest_of(db.digests(con, SOURCES)))
+        db.set_meta(con, META_KEY, digest(db.digests(con, SOURCES)))
     return n
 
 
@@ -78,6 +81,9 @@ _SOURCES_SQL = f"""
 
 def _refresh(con: duckdb.DuckDBPyConnection) -> int:
     differs = " OR ".join(f"t.{c} IS DISTINCT FROM {e}" for c, e in COLUMNS.items())
+    # Counted first, to choose the way: twice the maxima's work, but either way bounded in
+    # memory (a LIMITed first pass would cost a third pass when the table is written anew,
+    # refresh's usual case after an ingest).
     n = int(con.execute(f"SELECT count(*) {_SOURCES_SQL} WHERE {differs}").fetchall()[0][0])
     if n > UPDATE_MAX:
         _rewrite(con)

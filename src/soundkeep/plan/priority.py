@@ -116,10 +116,8 @@ _DIGESTED: tuple[tuple[str, tuple[str, ...]], ...] = (
 def fingerprint(con: duckdb.DuckDBPyConnection) -> tuple[str, bool]:
     """An order-independent digest of everything a plan reads (db.digests: one scan of each
     table, without joins), and whether the catalog's derived columns are fresh."""
-    parts = db.digests(con, _DIGESTED)
-    n_sources = len(derived.SOURCES)
-    sources = [parts[0], *parts[2:n_sources + 1]]
-    return ":".join(parts), derived.is_fresh(con, derived.digest_of(sources))
+    digests = db.digests(con, _DIGESTED)
+    return ":".join(digests.values()), derived.is_fresh(con, digests)
 
 
 def read_arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
