@@ -95,19 +95,21 @@ def run_one(root: Path, n: int, memory_limit: str | None = None,
         con.execute("DELETE FROM plans")
         con.execute("CHECKPOINT")
         ps = load_plan_settings(arch.settings, budget=str(budget))
-        steps: list[tuple[str, float]] = []
-        load_before = os.getloadavg()[0]
-        t0, c0 = time.perf_counter(), _cpu()
-        result = make_plan(con, ps, step=lambda m: steps.append((m, time.perf_counter())))
-        wall, cpu = time.perf_counter() - t0, _cpu() - c0
-        peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-        marks = [*steps, ("done", t0 + wall)]
-        phases = {a[0]: round(b[1] - a[1], 3) for a, b in itertools.pairwise(marks)}
-        t1 = time.perf_counter()
-        again = make_plan(con, ps)
-        unchanged_s = time.perf_counter() - t1
-        if made is not None:
-            db.set_meta(con, derived.META_KEY, made)
+        try:
+            steps: list[tuple[str, float]] = []
+            load_before = os.getloadavg()[0]
+            t0, c0 = time.perf_counter(), _cpu()
+            result = make_plan(con, ps, step=lambda m: steps.append((m, time.perf_counter())))
+            wall, cpu = time.perf_counter() - t0, _cpu() - c0
+            peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+            marks = [*steps, ("done", t0 + wall)]
+            phases = {a[0]: round(b[1] - a[1], 3) for a, b in itertools.pairwise(marks)}
+            t1 = time.perf_counter()
+            again = make_plan(con, ps)
+            unchanged_s = time.perf_counter() - t1
+        finally:  # a refreshed catalog stays refreshed, whatever happened
+            if made is not None:
+                db.set_meta(con, derived.META_KEY, made)
         heap_gb = None
         if heap:
             # The Python side's peak (numpy and Arrow arrays; not DuckDB's memory): once more,
