@@ -820,9 +820,14 @@ def _make_plan(con: duckdb.DuckDBPyConnection, ps: PlanSettings,
         try:
             con.execute(scratch_sql(ps, SCRATCH, bool(real), derived_columns=fresh))
             plan_id = int(latest[0]) + 1 if latest else 1
-            return _plan_scratch(con, ps, plan_id, settings_json, fingerprint, fresh, say)
+            result = _plan_scratch(con, ps, plan_id, settings_json, fingerprint, fresh, say)
         finally:
             con.execute(f"DROP TABLE IF EXISTS {SCRATCH}")
+    # DuckDB compresses the new rows once more when it checkpoints them, which it would do
+    # on closing the archive anyway: done here, the plan's cost is in its steps.
+    say("storing the plan")
+    con.execute("CHECKPOINT")
+    return result
 
 
 def _write_chunks(con: duckdb.DuckDBPyConnection, out: duckdb.DuckDBPyConnection,
