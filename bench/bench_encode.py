@@ -47,6 +47,7 @@ from soundkeep import archive
 from soundkeep.audio import store
 from soundkeep.audio.encode import warm_up
 from soundkeep.audio.encode_run import run_encode
+from soundkeep.plan import store as plan_store
 from soundkeep.run import make_executor
 
 SINGULARITY = Path("/usr/share/games/singularity/music")
@@ -93,9 +94,10 @@ def build_archive(root: Path, files: list[tuple[Path, float]]) -> archive.Archiv
                     "duration_ms) VALUES (?, ?, ?, 'copy', ?)",
                     [sha, path.stat().st_size, rel, round(seconds * 1000)])
         con.execute("INSERT INTO audio_links VALUES (?, ?, 'isrc', 1.0, now())", [sha, i])
-        con.execute("INSERT INTO plan_tracks (plan_id, track_id, rank, tier, status, sha256) "
-                    "VALUES (1, ?, ?, 'reencode', 'planned_reencode', ?)", [i, i, sha])
+        con.execute("INSERT INTO plan_rows (plan_id, track_id, rank, tier_code, status_code, "
+                    "sha256) VALUES (1, ?, ?, 0, 0, ?)", [i, i, sha])
     con.execute("INSERT INTO plans (plan_id, created_at) VALUES (1, now())")
+    plan_store.write_names(con, 1, ["reencode"], ["planned_reencode"])
     return arch
 
 

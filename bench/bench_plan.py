@@ -36,6 +36,7 @@ REF_BUDGET = 300e12
 TARGET_10M_S = 10.0
 TARGET_256M_S = 300.0
 TARGET_256M_RSS_GB = 16.0
+EVERY_PLAN = 1 << 30  # plan ids up to this: every stored plan
 
 
 def _cpu() -> float:
@@ -78,6 +79,7 @@ def run_one(root: Path, n: int, memory_limit: str | None = None,
     from soundkeep import archive, db
     from soundkeep.catalog import derived
     from soundkeep.plan import budget as knapsack
+    from soundkeep.plan import store as plan_store
     from soundkeep.plan.config import load_plan_settings
     from soundkeep.plan.planner import make_plan
 
@@ -91,8 +93,7 @@ def run_one(root: Path, n: int, memory_limit: str | None = None,
         if stale:
             # As after a change to the catalog: the plan makes its inputs itself.
             db.set_meta(con, derived.META_KEY, "stale")
-        con.execute("DELETE FROM plan_tracks")
-        con.execute("DELETE FROM plans")
+        plan_store.forget_plans(con, EVERY_PLAN)
         con.execute("CHECKPOINT")
         ps = load_plan_settings(arch.settings, budget=str(budget))
         try:
@@ -116,8 +117,7 @@ def run_one(root: Path, n: int, memory_limit: str | None = None,
             # untimed, under tracemalloc.
             import tracemalloc
 
-            con.execute("DELETE FROM plan_tracks")
-            con.execute("DELETE FROM plans")
+            plan_store.forget_plans(con, EVERY_PLAN)
             tracemalloc.start()
             make_plan(con, ps)
             heap_gb = tracemalloc.get_traced_memory()[1] / 2**30

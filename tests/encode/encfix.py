@@ -16,6 +16,7 @@ import av
 import numpy as np
 
 from soundkeep import archive
+from soundkeep.plan import store
 
 SINGULARITY = Path("/usr/share/games/singularity/music")  # CC BY-SA 3.0 Ogg Vorbis, tagged
 SONIC_PI = Path("/usr/share/sonic-pi/samples")  # CC0 FLAC samples
@@ -109,6 +110,10 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+# The tiers a test plan may give a track (their status: planned_<tier>).
+PLAN_TIERS = ["original", "reencode", "metadata_only", "low"]
+
+
 @dataclass
 class Track:
     """One catalog track for a test archive; `source` is the file held for it (or None)."""
@@ -180,10 +185,12 @@ def build_archive(root: Path, tracks: list[Track], release: Release | None = Non
                         [sha, dest.stat().st_size, rel, codec, duration_ms, sha])
             con.execute("INSERT INTO audio_links VALUES (?, ?, 'isrc', 1.0, now())",
                         [sha, t.track_id])
-        con.execute("""INSERT INTO plan_tracks (plan_id, track_id, rank, tier, status,
+        code = PLAN_TIERS.index(t.tier)
+        con.execute("""INSERT INTO plan_rows (plan_id, track_id, rank, tier_code, status_code,
                        est_bytes, sha256) VALUES (1, ?, ?, ?, ?, ?, ?)""",
-                    [t.track_id, rank, t.tier, f"planned_{t.tier}", 1000, sha])
+                    [t.track_id, rank, code, code, 1000, sha])
     con.execute("INSERT INTO plans (plan_id, created_at) VALUES (1, now())")
+    store.write_names(con, 1, PLAN_TIERS, [f"planned_{t}" for t in PLAN_TIERS])
     return arch
 
 

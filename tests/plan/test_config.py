@@ -29,6 +29,7 @@ from soundkeep.plan.config import load_plan_settings, settings_from_dict
     ({"plan.isrc_dedupe_max_popularity": 200}, "plan.isrc_dedupe_max_popularity", "range"),
     ({"pack.bundle_size": "0GB"}, "pack.bundle_size", "positive"),
     ({"plan.keep_plans": 0}, "plan.keep_plans", "too small"),
+    ({"plan.tiers": [f"t{i}" for i in range(101)]}, "plan.tiers", "too many tiers"),
 ])
 def test_bad_settings_are_refused(overrides: dict, field: str, words: str) -> None:
     with pytest.raises(ConfigError) as err:

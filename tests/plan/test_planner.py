@@ -196,8 +196,8 @@ def test_old_plans_are_pruned_and_a_failed_write_leaves_no_trace(monkeypatch) ->
 
     def broken(*args, **kw):  # type: ignore[no-untyped-def]
         table = real(*args, **kw)
-        return table.set_column(table.schema.get_field_index("tier"), "tier",
-                                pa.nulls(table.num_rows, pa.string()))
+        return table.set_column(table.schema.get_field_index("tier_code"), "tier_code",
+                                pa.nulls(table.num_rows, pa.uint8()))
 
     real = planner._plan_table
     monkeypatch.setattr(planner, "_plan_table", broken)
@@ -205,7 +205,7 @@ def test_old_plans_are_pruned_and_a_failed_write_leaves_no_trace(monkeypatch) ->
     with pytest.raises(duckdb.Error):
         make_plan(con, ps)
     assert [r[0] for r in con.execute("SELECT plan_id FROM plans ORDER BY 1").fetchall()] == [2, 3]
-    assert con.execute("SELECT count(*) FROM plan_tracks WHERE plan_id = 4").fetchall()[0][0] == 0
+    assert con.execute("SELECT count(*) FROM plan_rows WHERE plan_id = 4").fetchall()[0][0] == 0
 
 
 def test_rows_of_a_killed_plan_are_invisible_and_replaced(monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -233,7 +233,9 @@ def test_rows_of_a_killed_plan_are_invisible_and_replaced(monkeypatch) -> None: 
     with pytest.raises(SystemExit):
         make_plan(con, ps2)
     monkeypatch.undo()
-    assert con.execute("SELECT count(*) FROM plan_tracks WHERE plan_id = 2").fetchall()[0][0] > 0
+    # Its rows are stored, and no reader sees them: plan_tracks shows named plans only.
+    assert con.execute("SELECT count(*) FROM plan_rows WHERE plan_id = 2").fetchall()[0][0] > 0
+    assert con.execute("SELECT count(*) FROM plan_tracks WHERE plan_id = 2").fetchall()[0][0] == 0
     assert _plan_rows(con) == con.execute(  # the current plan is still plan 1, whole
         "SELECT * EXCLUDE (plan_id) FROM plan_tracks WHERE plan_id = 1 ORDER BY track_id"
     ).fetchall()
@@ -301,18 +303,38 @@ def test_an_empty_catalog_plans_to_nothing() -> None:
     assert coverage(con)["curve"] == []
 
 
-def test_an_archive_with_the_old_current_plan_view_gets_the_semi_join(make_archive) -> None:  # type: ignore[no-untyped-def]
+def test_an_archive_of_plan_schema_1_is_migrated_with_its_plans(make_archive) -> None:  # type: ignore[no-untyped-def]
+    """Schema 1 stored tier and status as text in a plan_tracks table, under a scalar-subquery
+    current_plan view: opening it gives the semi-join view and the same rows, as codes."""
     from soundkeep import archive, db
 
     arch = make_archive(300)
     root = arch.root
     con = arch.con
-    con.execute("""CREATE OR REPLACE VIEW current_plan AS SELECT * FROM plan_tracks
+    make_plan(con, load_plan_settings(settings(), budget="4MB"))
+    make_plan(con, load_plan_settings(settings(), budget="9MB"))
+    before = con.execute("SELECT * FROM plan_tracks ORDER BY plan_id, track_id").fetchall()
+    assert {r[5] for r in before} >= {"original", "metadata_only"}
+    con.execute("CREATE TABLE plan_tracks_1 AS SELECT * FROM plan_tracks")
+    con.execute("DROP VIEW current_plan")
+    con.execute("DROP VIEW plan_tracks")
+    con.execute("DROP TABLE plan_rows")
+    con.execute("DROP TABLE plan_names")
+    con.execute("ALTER TABLE plan_tracks_1 RENAME TO plan_tracks")
+    con.execute("""CREATE VIEW current_plan AS SELECT * FROM plan_tracks
                    WHERE plan_id = (SELECT max(plan_id) FROM plans)""")
     db.set_meta(con, "schema_version.plan", "1")
     arch.close()
     with archive.open_archive(root) as again:
-        sql = again.con.execute("SELECT sql FROM duckdb_views() WHERE view_name = "
-                                "'current_plan'").fetchall()[0][0]
+        c = again.con
+        sql = c.execute("SELECT sql FROM duckdb_views() WHERE view_name = "
+                        "'current_plan'").fetchall()[0][0]
         assert "SEMI JOIN" in sql.upper()
-        assert db.get_meta(again.con, "schema_version.plan") == "2"
+        assert db.get_meta(c, "schema_version.plan") == "3"
+        assert c.execute("SELECT * FROM plan_tracks ORDER BY plan_id, track_id"
+                         ).fetchall() == before
+        assert c.execute("SELECT count(*) FROM current_plan").fetchall()[0][0] == 300
+        # And a plan made after the migration is stored as usual.
+        result = make_plan(c, load_plan_settings(settings(), budget="5MB"))
+        assert c.execute("SELECT count(*) FROM current_plan WHERE plan_id = ?",
+                         [result.plan_id]).fetchall()[0][0] == 300

@@ -20,6 +20,10 @@ _TIER_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 UNLIMITED = ("unlimited", "none", "inf")
 
 
+# A plan stores each track's tier and status as a small code (an int8 in numpy).
+MAX_TIERS = 100
+
+
 @dataclass(frozen=True)
 class Tier:
     """One quality tier: what happens to a track's audio, its bitrate and its quality weight."""
@@ -179,6 +183,9 @@ def load_plan_settings(settings: Settings, budget: str | None = None) -> PlanSet
     if len(set(names)) != len(names):
         raise ConfigError("a tier is listed twice", file=str(settings.path),
                           field="plan.tiers", value=names)
+    if len(names) > MAX_TIERS:  # a plan stores tiers and statuses as one-byte codes
+        raise ConfigError("too many tiers", file=str(settings.path), field="plan.tiers",
+                          value=len(names), expected=f"at most {MAX_TIERS}")
     tiers = tuple(_tier(settings, n) for n in names)
     empty = [t.name for t in tiers if not t.has_audio]
     if len(empty) != 1:

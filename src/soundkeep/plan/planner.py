@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from soundkeep import db
 from soundkeep.plan import budget as knapsack
+from soundkeep.plan import store
 from soundkeep.plan.config import PlanSettings, Tier
 from soundkeep.plan.listens import listens_per_track
 from soundkeep.plan.phases import assign_phases, phase_table
@@ -341,7 +342,7 @@ def _insert_rows(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
                                  schema=table.schema)
     con.register("_plan_new", table)
     try:
-        con.execute("INSERT INTO plan_tracks BY NAME SELECT * FROM _plan_new")
+        con.execute("INSERT INTO plan_rows BY NAME SELECT * FROM _plan_new")
     finally:
         con.unregister("_plan_new")
 
@@ -740,12 +741,10 @@ def _decide(chunk: Chunk, ps: PlanSettings, isrc: Isrc, cut: knapsack.Cut | None
             "est_bytes": est_bytes, "phase": phase, "duplicate_of": duplicate_of}
 
 
-def _plan_table(chunk: Chunk, out: dict[str, Any], ps: PlanSettings, plan_id: int) -> pa.Table:
-    """The plan_tracks rows of one chunk."""
+def _plan_table(chunk: Chunk, out: dict[str, Any], plan_id: int) -> pa.Table:
+    """The plan_rows of one chunk (tier and status as codes: plan_names names them)."""
     c = chunk.cols
     n = chunk.rank.size
-    names = statuses(ps)
-    tier_names = pa.array([t.name for t in ps.tiers])
     held_bytes = c["held_bytes"]
     return pa.table({
         "plan_id": pa.array(np.full(n, plan_id, dtype=np.int32)),
@@ -753,8 +752,8 @@ def _plan_table(chunk: Chunk, out: dict[str, Any], ps: PlanSettings, plan_id: in
         "rank": pa.array(out["rank"]),
         "listens_est": pa.array(out["listens"]),
         "priority": pa.array(np.asarray(c["secondary"], dtype=np.float64)),
-        "tier": pa.DictionaryArray.from_arrays(pa.array(out["tier"]), tier_names),
-        "status": pa.DictionaryArray.from_arrays(pa.array(out["status"]), pa.array(names)),
+        "tier_code": pa.array(out["tier"].view(np.uint8)),
+        "status_code": pa.array(out["status"].view(np.uint8)),
         "est_bytes": pa.array(out["est_bytes"]),
         "phase": pa.array(out["phase"].astype(np.int32), mask=out["phase"] == 0),
         "duplicate_of": pa.array(out["duplicate_of"], mask=out["duplicate_of"] == -1),
@@ -838,8 +837,7 @@ def _write_chunks(con: duckdb.DuckDBPyConnection, out: duckdb.DuckDBPyConnection
     with ThreadPoolExecutor(max_workers=1) as pool:
         writing = None
         for chunk in _chunks(con, ps, isrc, _COLUMNS):
-            table = _plan_table(chunk, _decide(chunk, ps, isrc, cut, holdings, tot), ps,
-                                plan_id)
+            table = _plan_table(chunk, _decide(chunk, ps, isrc, cut, holdings, tot), plan_id)
             if writing is not None:
                 writing.result()
             writing = pool.submit(_insert_rows, out, table)
@@ -851,7 +849,7 @@ def _forget_rows(out: duckdb.DuckDBPyConnection, plan_id: int) -> None:
     """Remove the rows of a plan that failed while being written (a kill skips this: the
     next run removes them)."""
     with contextlib.suppress(duckdb.Error):
-        out.execute("DELETE FROM plan_tracks WHERE plan_id = ?", [plan_id])
+        out.execute("DELETE FROM plan_rows WHERE plan_id = ?", [plan_id])
 
 
 def _plan_scratch(con: duckdb.DuckDBPyConnection, ps: PlanSettings, plan_id: int,
@@ -867,11 +865,12 @@ def _plan_scratch(con: duckdb.DuckDBPyConnection, ps: PlanSettings, plan_id: int
     # The plan's rows are written on a second connection (the scratch table, a temporary
     # one, is read on con meanwhile), a chunk per transaction: one transaction holding them
     # all kept every row in memory until its commit (about 70 bytes a track). A plan exists
-    # once its `plans` row does, written last; rows of a plan that never got one (a killed
-    # run) are invisible to every reader, and removed here before writing.
+    # once its `plans` row and the names of its codes do, written last, together; rows of a
+    # plan that never got them (a killed run) are invisible to every reader (the view
+    # plan_tracks joins the names), and removed here before writing.
     out = con.cursor()
     try:
-        out.execute("DELETE FROM plan_tracks WHERE plan_id >= ?", [plan_id])  # a killed run's
+        store.forget_unfinished(out, plan_id)
         try:
             _write_chunks(con, out, ps, isrc, cut, holdings, tot, plan_id)
             summary = {"plan_id": plan_id, **_final_summary(tot, ps, n, cut, holdings),
@@ -886,9 +885,8 @@ def _plan_scratch(con: duckdb.DuckDBPyConnection, ps: PlanSettings, plan_id: int
                     "catalog_fingerprint, budget_bytes, summary_json) VALUES (?, ?, ?, ?, ?, ?)",
                     [plan_id, db.now(), settings_json, fingerprint, ps.budget_bytes,
                      json.dumps(summary, sort_keys=True)])
-                out.execute("DELETE FROM plan_tracks WHERE plan_id <= ?",
-                            [plan_id - ps.keep_plans])
-                out.execute("DELETE FROM plans WHERE plan_id <= ?", [plan_id - ps.keep_plans])
+                store.write_names(out, plan_id, [t.name for t in ps.tiers], statuses(ps))
+                store.forget_plans(out, plan_id - ps.keep_plans)
         except BaseException:
             _forget_rows(out, plan_id)
             raise

@@ -42,4 +42,56 @@ CREATE OR REPLACE VIEW current_plan AS
     SELECT pt.* FROM plan_tracks pt
     SEMI JOIN (SELECT max(plan_id) AS plan_id FROM plans) latest ON pt.plan_id = latest.plan_id
 """),
+    # Tier and status as one-byte codes, named per plan in plan_names: written as text they
+    # were a fifth of the cost of storing a plan. plan_tracks becomes a view with the names,
+    # so readers are unchanged; it shows a plan's rows once its names exist, which the
+    # planner writes with the plan's `plans` row, last.
+    (3, """
+CREATE TABLE plan_names (
+    plan_id INTEGER NOT NULL,
+    kind VARCHAR NOT NULL,            -- tier | status
+    code UTINYINT NOT NULL,
+    name VARCHAR NOT NULL
+);
+INSERT INTO plan_names
+    SELECT plan_id, 'tier', row_number() OVER (PARTITION BY plan_id ORDER BY tier) - 1, tier
+    FROM (SELECT DISTINCT plan_id, tier FROM plan_tracks)
+    UNION ALL
+    SELECT plan_id, 'status', row_number() OVER (PARTITION BY plan_id ORDER BY status) - 1,
+           status
+    FROM (SELECT DISTINCT plan_id, status FROM plan_tracks);
+CREATE TABLE plan_rows (
+    plan_id INTEGER NOT NULL,
+    track_id BIGINT NOT NULL,
+    rank BIGINT,
+    listens_est DOUBLE,
+    priority DOUBLE,
+    tier_code UTINYINT NOT NULL,      -- plan_names (plan_id, 'tier', code)
+    status_code UTINYINT NOT NULL,    -- plan_names (plan_id, 'status', code)
+    est_bytes BIGINT,
+    phase INTEGER,
+    duplicate_of BIGINT,
+    duration_ms INTEGER,
+    held_bytes BIGINT,
+    sha256 VARCHAR
+);
+INSERT INTO plan_rows
+    SELECT p.plan_id, p.track_id, p.rank, p.listens_est, p.priority, t.code, s.code,
+           p.est_bytes, p.phase, p.duplicate_of, p.duration_ms, p.held_bytes, p.sha256
+    FROM plan_tracks p
+    JOIN plan_names t ON t.plan_id = p.plan_id AND t.kind = 'tier' AND t.name = p.tier
+    JOIN plan_names s ON s.plan_id = p.plan_id AND s.kind = 'status' AND s.name = p.status;
+DROP VIEW current_plan;
+DROP TABLE plan_tracks;
+CREATE VIEW plan_tracks AS
+    SELECT r.plan_id, r.track_id, r.rank, r.listens_est, r.priority, t.name AS tier,
+           s.name AS status, r.est_bytes, r.phase, r.duplicate_of, r.duration_ms, r.held_bytes,
+           r.sha256
+    FROM plan_rows r
+    JOIN plan_names t ON t.plan_id = r.plan_id AND t.kind = 'tier' AND t.code = r.tier_code
+    JOIN plan_names s ON s.plan_id = r.plan_id AND s.kind = 'status' AND s.code = r.status_code;
+CREATE VIEW current_plan AS
+    SELECT pt.* FROM plan_tracks pt
+    SEMI JOIN (SELECT max(plan_id) AS plan_id FROM plans) latest ON pt.plan_id = latest.plan_id
+"""),
 ]

@@ -27,6 +27,29 @@ _SELECT = ("SELECT plan_id, created_at::VARCHAR, settings_json, catalog_fingerpr
            "summary_json FROM plans")
 
 
+def write_names(con: duckdb.DuckDBPyConnection, plan_id: int, tiers: list[str],
+                statuses: list[str]) -> None:
+    """Name a plan's tier and status codes (the position in each list): the view plan_tracks
+    shows plan_rows with these names, and shows a plan's rows only once they exist."""
+    rows = [(plan_id, kind, code, name)
+            for kind, names in (("tier", tiers), ("status", statuses))
+            for code, name in enumerate(names)]
+    con.executemany("INSERT INTO plan_names VALUES (?, ?, ?, ?)", rows)
+
+
+def forget_unfinished(con: duckdb.DuckDBPyConnection, plan_id: int) -> None:
+    """Remove rows and names of plans from this id on that have no `plans` row (a run
+    killed while writing its rows, or plans deleted by hand): a new plan takes the id."""
+    for table in ("plan_rows", "plan_names"):
+        con.execute(f"DELETE FROM {table} WHERE plan_id >= ?", [plan_id])
+
+
+def forget_plans(con: duckdb.DuckDBPyConnection, up_to: int) -> None:
+    """Remove the plans up to this id, with their rows and names."""
+    for table in ("plan_rows", "plan_names", "plans"):
+        con.execute(f"DELETE FROM {table} WHERE plan_id <= ?", [up_to])
+
+
 def plan_ids(con: duckdb.DuckDBPyConnection) -> list[int]:
     """Ids of the stored plans, oldest first."""
     return [int(r[0]) for r in con.execute("SELECT plan_id FROM plans ORDER BY plan_id").fetchall()]
