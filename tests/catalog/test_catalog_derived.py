@@ -19,11 +19,15 @@ STALE = f"""
     SELECT count(*) FROM tracks t
     LEFT JOIN ({derived.MAXIMA_SQL}) m USING (track_id)
     LEFT JOIN releases r ON r.release_id = t.release_id
+    LEFT JOIN (SELECT isrc, count(*) > 1 AS shared FROM tracks GROUP BY isrc) s
+           ON s.isrc = t.isrc
     WHERE t.artist_popularity IS DISTINCT FROM m.pop
        OR t.artist_followers IS DISTINCT FROM m.fol
-       OR t.release_popularity IS DISTINCT FROM r.popularity"""
-KNOWN = ("SELECT count(artist_popularity), count(artist_followers), count(release_popularity) "
-         "FROM tracks")
+       OR t.release_popularity IS DISTINCT FROM r.popularity
+       OR t.isrc_shared IS DISTINCT FROM coalesce(s.shared, false)"""
+KNOWN = ("SELECT count(artist_popularity), count(artist_followers), count(release_popularity), "
+         "count(isrc_shared) FROM tracks")
+SHARED = "SELECT count(*) FILTER (isrc_shared), count(*) FILTER (NOT isrc_shared) FROM tracks"
 
 
 def ingest(root: Path, *paths: Path) -> None:
@@ -42,13 +46,16 @@ def test_refresh_makes_the_columns_ingest_leaves_empty(new_archive: Callable[...
     root = new_archive()
     ingest(root, synth_small)
     # Ingest does not make them (it would cost it a quarter of its time).
-    assert query(root, KNOWN) == [(0, 0, 0)]
+    assert query(root, KNOWN) == [(0, 0, 0, 0)]
     stale = query(root, STALE)[0][0]
     assert stale > 1000
     assert refresh_json(root) == {"tracks_changed": stale}
     assert query(root, STALE) == [(0,)]
-    n_pop, n_fol, n_rel = query(root, KNOWN)[0]
+    n_pop, n_fol, n_rel, n_isrc = query(root, KNOWN)[0]
     assert n_pop > 1000 and n_fol > 1000 and n_rel > 1000
+    # Every track says whether its ISRC is shared; the catalog has both kinds.
+    shared, alone = query(root, SHARED)[0]
+    assert n_isrc == shared + alone and shared > 10 and alone > 1000
     # What they were made from is recorded; refreshing again changes nothing.
     with archive.open_archive(root) as arch:
         made = db.get_meta(arch.con, derived.META_KEY)
@@ -62,13 +69,13 @@ def test_the_migration_adds_the_columns_to_an_older_catalog(
     root = new_archive()
     ingest(root, synth_small)
     con = duckdb.connect(str(root / "catalog.duckdb"))
-    for col in ("artist_popularity", "artist_followers", "release_popularity"):
+    for col in derived.COLUMNS:
         con.execute(f"ALTER TABLE tracks DROP COLUMN {col}")
     db.set_meta(con, "schema_version.catalog", "1")
     con.close()
     with archive.open_archive(root) as arch:
-        assert int(db.get_meta(arch.con, "schema_version.catalog") or 0) >= 2
-    assert query(root, KNOWN) == [(0, 0, 0)]
+        assert int(db.get_meta(arch.con, "schema_version.catalog") or 0) >= 3
+    assert query(root, KNOWN) == [(0, 0, 0, 0)]
     assert refresh_json(root)["tracks_changed"] > 1000
     assert query(root, STALE) == [(0,)]
 

@@ -148,10 +148,15 @@ def test_the_fingerprint_is_the_exact_wrapping_sum_of_row_hashes() -> None:
     planner.make_plan(con, ps)
     stored = con.execute("SELECT catalog_fingerprint FROM plans").fetchall()[0][0]
     assert stored == inp.fingerprint
-    hashes = con.execute("SELECT hash(track_id, popularity, listens, isrc, distributable, "
-                         "duration_ms) FROM tracks").fetchall()
-    tracks = f"{len(hashes)}-{sum(int(h) for (h,) in hashes) % (1 << 64):016x}"
-    assert stored.split(":")[1] == tracks
+    def digest(sql: str) -> str:
+        hashes = con.execute(sql).fetchall()
+        return f"{len(hashes)}-{sum(int(h) for (h,) in hashes) % (1 << 64):016x}"
+
+    assert stored.split(":")[:2] == [
+        digest("SELECT hash(track_id, release_id, isrc, artist_popularity, artist_followers, "
+               "release_popularity, isrc_shared) FROM tracks"),
+        digest("SELECT hash(track_id, popularity, listens, distributable, duration_ms) "
+               "FROM tracks")]
 
     def replanned() -> bool:
         return not planner.make_plan(con, ps).reused
@@ -165,6 +170,9 @@ def test_the_fingerprint_is_the_exact_wrapping_sum_of_row_hashes() -> None:
     con.execute("UPDATE track_artists SET artist_id = 1 WHERE artist_id = 0")
     assert replanned()
     con.execute("UPDATE releases SET popularity = 99 WHERE release_id = 0")
+    assert replanned()
+    con.execute("UPDATE tracks SET isrc = 'XX0000000001' WHERE track_id = "
+                "(SELECT min(track_id) FROM tracks WHERE isrc IS NOT NULL)")
     assert replanned()
     assert not replanned()
 

@@ -128,4 +128,8 @@ ALTER TABLE tracks ADD COLUMN artist_popularity SMALLINT;
 ALTER TABLE tracks ADD COLUMN artist_followers BIGINT;
 ALTER TABLE tracks ADD COLUMN release_popularity SMALLINT;
 """),
+    # Whether another track has the same ISRC (catalog.derived): the plan groups only those.
+    (3, """
+ALTER TABLE tracks ADD COLUMN isrc_shared BOOLEAN;
+"""),
 ]

@@ -85,6 +85,9 @@ def _query(ps: PlanSettings, with_sha: bool = False, derived_columns: bool = Fal
         joins = ("LEFT JOIN ta ON ta.track_id = t.track_id\n"
                  "LEFT JOIN releases r ON r.release_id = t.release_id")
     sha = ",\n       h.sha256" if with_sha else ""
+    # The planner groups the rows sharing an ISRC hash: with derived columns, only those
+    # the refresh found shared are hashed.
+    isrc = "t.isrc_shared" if derived_columns else "t.isrc IS NOT NULL"
     return f"""
 WITH {maxima}{_HELD}
 SELECT t.track_id,
@@ -94,7 +97,7 @@ SELECT t.track_id,
        greatest(coalesce(h.duration_ms, t.duration_ms, 0), 0)::INTEGER AS duration_ms,
        coalesce(h.size, 0)::BIGINT AS held_bytes,
        {sec} AS secondary,
-       CASE WHEN t.isrc IS NOT NULL THEN hash(t.isrc) END AS isrc_hash{sha}
+       CASE WHEN {isrc} THEN hash(t.isrc) END AS isrc_hash{sha}
 FROM tracks t
 {joins}
 LEFT JOIN held h ON h.track_id = t.track_id
@@ -103,8 +106,8 @@ LEFT JOIN held h ON h.track_id = t.track_id
 
 # What a plan reads of each table (a plan is made again only when one of these changed):
 # the tables the derived columns come from (catalog.derived.SOURCES, first, with tracks'
-# other columns beside), then the holdings.
-_TRACK_COLUMNS = "track_id, popularity, listens, isrc, distributable, duration_ms"
+# other columns beside: the ISRC is among the sources), then the holdings.
+_TRACK_COLUMNS = "track_id, popularity, listens, distributable, duration_ms"
 _DIGESTED: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("tracks", (*derived.SOURCES[0][1], _TRACK_COLUMNS)),
     *derived.SOURCES[1:],
