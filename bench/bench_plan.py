@@ -12,7 +12,8 @@ size runs in its own process so its peak memory is its own. Baselines in the sam
     python bench/bench_plan.py                       # 1 M and 10 M
     python bench/bench_plan.py --sizes 1000000       # one size
     python bench/bench_plan.py --with-100m           # also 100 M (needs ~40 GB of disk)
-    python bench/bench_plan.py --memory-limit 1GB    # DuckDB's memory limit for the plan
+    python bench/bench_plan.py --memory-limit 3GB    # DuckDB's limit for the plan (default:
+                                                     # the archive's plan.memory_limit)
     python bench/bench_plan.py --heap                # also the Python side's peak heap
     python bench/bench_plan.py --stale               # as after a change since the refresh
 """
@@ -76,19 +77,18 @@ def run_one(root: Path, n: int, memory_limit: str | None = None,
     stale: as if the catalog had changed since its refresh (the plan makes its inputs)."""
     import numpy as np
 
-    from soundkeep import archive, db
+    from soundkeep import archive, db, units
     from soundkeep.catalog import derived
     from soundkeep.plan import budget as knapsack
     from soundkeep.plan import store as plan_store
-    from soundkeep.plan.config import load_plan_settings
+    from soundkeep.plan.config import load_plan_settings, plan_memory_limit
     from soundkeep.plan.planner import make_plan
 
     budget = round(REF_BUDGET * n / REF_TRACKS)
     with archive.open_archive(root) as arch:
         con = arch.con
-        if memory_limit:
-            con.execute(f"SET memory_limit = '{memory_limit}'")
-        duckdb_limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+        limit = (units.parse_size(memory_limit, "--memory-limit") if memory_limit
+                 else plan_memory_limit(arch.settings))
         made = db.get_meta(con, derived.META_KEY)
         if stale:
             # As after a change to the catalog: the plan makes its inputs itself.
@@ -100,13 +100,14 @@ def run_one(root: Path, n: int, memory_limit: str | None = None,
             steps: list[tuple[str, float]] = []
             load_before = os.getloadavg()[0]
             t0, c0 = time.perf_counter(), _cpu()
-            result = make_plan(con, ps, step=lambda m: steps.append((m, time.perf_counter())))
+            result = make_plan(con, ps, step=lambda m: steps.append((m, time.perf_counter())),
+                               memory_limit=limit)
             wall, cpu = time.perf_counter() - t0, _cpu() - c0
             peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
             marks = [*steps, ("done", t0 + wall)]
             phases = {a[0]: round(b[1] - a[1], 3) for a, b in itertools.pairwise(marks)}
             t1 = time.perf_counter()
-            again = make_plan(con, ps)
+            again = make_plan(con, ps, memory_limit=limit)
             unchanged_s = time.perf_counter() - t1
         finally:  # a refreshed catalog stays refreshed, whatever happened
             if made is not None:
@@ -119,7 +120,7 @@ def run_one(root: Path, n: int, memory_limit: str | None = None,
 
             plan_store.forget_plans(con, EVERY_PLAN)
             tracemalloc.start()
-            make_plan(con, ps)
+            make_plan(con, ps, memory_limit=limit)
             heap_gb = tracemalloc.get_traced_memory()[1] / 2**30
             tracemalloc.stop()
 
@@ -155,7 +156,7 @@ def run_one(root: Path, n: int, memory_limit: str | None = None,
         "steps_s": phases,
         "peak_rss_gb": round(peak_gb, 3),
         # DuckDB's share of the peak is bounded by its memory limit (it spills beyond it).
-        "duckdb_memory_limit": duckdb_limit,
+        "duckdb_memory_limit": units.format_size(limit),
         "python_heap_peak_gb": None if heap_gb is None else round(heap_gb, 3),
         "target_s": target,
         "ratio_to_target": round(wall / target, 3),
@@ -180,7 +181,7 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=None,
                     help="where catalogs are kept between runs (default: a temporary dir)")
     ap.add_argument("--memory-limit", default=None,
-                    help="DuckDB memory limit for the plan (default: the archive's setting)")
+                    help="DuckDB memory limit for the plan (default: plan.memory_limit)")
     ap.add_argument("--heap", action="store_true",
                     help="also measure the Python side's peak heap (one more, untimed plan)")
     ap.add_argument("--stale", action="store_true",

@@ -11,7 +11,7 @@ from conftest import settings, write_settings
 
 from soundkeep import archive
 from soundkeep.errors import ConfigError
-from soundkeep.plan.config import load_plan_settings, settings_from_dict
+from soundkeep.plan.config import load_plan_settings, plan_memory_limit, settings_from_dict
 
 
 @pytest.mark.parametrize(("overrides", "field", "words"), [
@@ -36,6 +36,15 @@ def test_bad_settings_are_refused(overrides: dict, field: str, words: str) -> No
         load_plan_settings(settings(overrides))
     assert err.value.field == field
     assert words in err.value.one_line()
+
+
+@pytest.mark.parametrize(("value", "words"), [("lots", "not a size"), ("1MB", "too small")])
+def test_a_bad_plan_memory_limit_is_refused(value: str, words: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        plan_memory_limit(settings({"plan.memory_limit": value}))
+    assert err.value.field == "plan.memory_limit"
+    assert words in err.value.one_line()
+    assert plan_memory_limit(settings({"plan.memory_limit": "1.5GiB"})) == 3 * 2**29
 
 
 def test_negative_budget_option_is_refused() -> None:

@@ -245,6 +245,24 @@ def test_rows_of_a_killed_plan_are_invisible_and_replaced(monkeypatch) -> None: 
         == 3000
 
 
+def test_the_plan_memory_limit_holds_while_planning_only(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    con = memory_catalog()
+    insert_catalog(con, catalog_tables(500, 1))
+    con.execute("SET memory_limit = '1GiB'")
+    seen = []
+    real = planner._plan_scratch
+
+    def watched(con, *args, **kw):  # type: ignore[no-untyped-def]
+        seen.append(con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
+        return real(con, *args, **kw)
+
+    monkeypatch.setattr(planner, "_plan_scratch", watched)
+    make_plan(con, load_plan_settings(settings({"plan.budget": "1GB"})),
+              memory_limit=600 * 2**20)
+    assert seen == ["600.0 MiB"]
+    assert con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0] == "1.0 GiB"
+
+
 def test_current_plan_has_the_contract_columns() -> None:
     con = memory_catalog()
     insert_catalog(con, catalog_tables(500, 1))

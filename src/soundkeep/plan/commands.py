@@ -13,8 +13,8 @@ from soundkeep.cli_common import ArchiveOpt, JsonOpt, console, print_json, progr
 from soundkeep.plan import coverage as coverage_mod
 from soundkeep.plan import diff as diff_mod
 from soundkeep.plan import explain as explain_mod
-from soundkeep.plan.config import load_plan_settings
-from soundkeep.plan.planner import make_plan
+from soundkeep.plan.config import load_plan_settings, plan_memory_limit
+from soundkeep.plan.planner import STEPS, make_plan
 
 plan_app = typer.Typer(
     help="Plan what to keep, at which quality, inside the storage budget.",
@@ -66,15 +66,17 @@ def plan(ctx: typer.Context, archive_dir: ArchiveOpt = archive.default_path(),
         return
     with archive.open_archive(archive_dir) as arch:
         ps = load_plan_settings(arch.settings, budget)
+        memory = plan_memory_limit(arch.settings)
         with progress("steps", quiet=json_out) as prog:
-            task = prog.add_task("planning", total=3)
+            task = prog.add_task("planning", total=len(STEPS))
+            begun: list[str] = []
 
-            def step(msg: str) -> None:
-                prog.update(task, description=msg, advance=0 if msg.startswith("ranking")
-                            else 1)
+            def step(msg: str) -> None:  # each step completes the one before
+                prog.update(task, description=msg, advance=1 if begun else 0)
+                begun.append(msg)
 
-            result = make_plan(arch.con, ps, step=step)
-            prog.update(task, completed=3, description="planned")
+            result = make_plan(arch.con, ps, step=step, memory_limit=memory)
+            prog.update(task, completed=len(STEPS), description="planned")
     if json_out:
         print_json({"plan_id": result.plan_id, "reused": result.reused, **result.summary})
     else:

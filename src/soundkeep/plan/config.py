@@ -220,6 +220,16 @@ def load_plan_settings(settings: Settings, budget: str | None = None) -> PlanSet
     )
 
 
+def plan_memory_limit(settings: Settings) -> int:
+    """plan.memory_limit in bytes: DuckDB's memory limit while planning."""
+    limit = units.parse_size(settings.get("plan.memory_limit"), field="plan.memory_limit")
+    if limit < 2**27:
+        raise ConfigError("memory limit too small", file=str(settings.path),
+                          field="plan.memory_limit", value=settings.get("plan.memory_limit"),
+                          expected="at least 128MB, e.g. 8GB")
+    return limit
+
+
 def settings_from_dict(data: dict[str, Any]) -> PlanSettings:
     """Rebuild the settings stored with a plan (the inverse of PlanSettings.as_dict)."""
     return PlanSettings(

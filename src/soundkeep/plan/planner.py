@@ -34,6 +34,11 @@ from soundkeep.plan.priority import fingerprint as catalog_fingerprint
 # has a (tiny) value: with a budget that fits everything, everything is kept.
 LISTEN_EPSILON = 1e-3
 
+# The steps of a plan, in order, as it reports them.
+STEPS = CHECK, RANK, CHOOSE, WRITE, STORE = (
+    "checking the catalog for changes", "ranking the catalog", "choosing tiers",
+    "writing the plan", "storing the plan")
+
 # Statuses that do not depend on the tiers; a kept track's status is planned_<tier>.
 ERROR_ZERO_DURATION = "error_zero_duration"
 SKIPPED_DUPLICATE = "skipped_duplicate_isrc"
@@ -348,9 +353,13 @@ def _insert_rows(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
 
 
 def make_plan(con: duckdb.DuckDBPyConnection, ps: PlanSettings,
-              step: Callable[[str], None] | None = None) -> PlanResult:
-    """Plan the catalog; store it unless the newest plan has the same inputs and settings."""
-    with small_pages():
+              step: Callable[[str], None] | None = None,
+              memory_limit: int | None = None) -> PlanResult:
+    """Plan the catalog; store it unless the newest plan has the same inputs and settings.
+    memory_limit: DuckDB's, in bytes, while planning (plan.memory_limit; None: as it is)."""
+    memory = (db.setting(con, "memory_limit", f"'{int(memory_limit)}B'") if memory_limit
+              else contextlib.nullcontext())
+    with small_pages(), memory:
         return _make_plan(con, ps, step or (lambda _msg: None))
 
 
@@ -408,17 +417,21 @@ def _lookup_run(sorted_keys: np.ndarray, first: int, n: int) -> tuple[np.ndarray
     return (sorted_keys[lo:hi] - first).astype(np.intp), np.arange(lo, hi, dtype=np.intp)
 
 
-def _isrc(con: duckdb.DuckDBPyConnection, ps: PlanSettings, n: int) -> Isrc:
+def _isrc(con: duckdb.DuckDBPyConnection, ps: PlanSettings, n: int, shared_only: bool = False
+          ) -> Isrc:
     """The skipped duplicates: rows after the first usable one (in rank order) among those
-    sharing an ISRC, if usable themselves and of popularity up to isrc_dedupe_max_popularity."""
+    sharing an ISRC, if usable themselves and of popularity up to isrc_dedupe_max_popularity.
+    shared_only: the scratch table's ISRC hashes are those of shared ISRCs only (a fresh
+    isrc_shared, catalog.derived), so none needs counting."""
     usable = "(held_bytes > 0 OR duration_ms > 0)"
+    shared = ("" if shared_only else
+              f"SEMI JOIN (SELECT isrc_hash FROM {SCRATCH} WHERE isrc_hash IS NOT NULL "
+              "GROUP BY isrc_hash HAVING count(*) > 1) k USING (isrc_hash)")
     cols = con.execute(f"""
-        WITH k AS (SELECT isrc_hash FROM {SCRATCH} WHERE isrc_hash IS NOT NULL
-                   GROUP BY isrc_hash HAVING count(*) > 1),
-        s AS (SELECT rowid + 1 AS rank, track_id, isrc_hash, popularity, listens, secondary,
-                     {usable} AS usable,
-                     CASE WHEN {usable} THEN rowid ELSE rowid + {n} END AS o
-              FROM {SCRATCH} SEMI JOIN k USING (isrc_hash)),
+        WITH s AS (SELECT rowid + 1 AS rank, track_id, isrc_hash, popularity, listens,
+                          secondary, {usable} AS usable,
+                          CASE WHEN {usable} THEN rowid ELSE rowid + {n} END AS o
+                   FROM {SCRATCH} {shared} WHERE isrc_hash IS NOT NULL),
         r AS (SELECT isrc_hash, arg_min(rank, o) AS rep, arg_min(track_id, o) AS rep_tid
               FROM s GROUP BY isrc_hash)
         SELECT s.rank, s.popularity, s.listens, s.secondary, r.rep, r.rep_tid
@@ -801,7 +814,7 @@ def _final_summary(tot: _Totals, ps: PlanSettings, n: int, cut: knapsack.Cut | N
 
 def _make_plan(con: duckdb.DuckDBPyConnection, ps: PlanSettings,
                say: Callable[[str], None]) -> PlanResult:
-    say("checking the catalog for changes")
+    say(CHECK)
     fingerprint, fresh = catalog_fingerprint(con)
     settings_json = _settings_json(ps)
     rows = con.execute(
@@ -811,7 +824,7 @@ def _make_plan(con: duckdb.DuckDBPyConnection, ps: PlanSettings,
     if latest and latest[1] == settings_json and latest[2] == fingerprint:
         # Same inputs, same settings: the stored plan is this plan (plans are deterministic).
         return PlanResult(plan_id=int(latest[0]), reused=True, summary=json.loads(latest[3]))
-    say("ranking the catalog")
+    say(RANK)
     real = con.execute("SELECT count(listens) > 0 FROM tracks").fetchall()[0][0]
     # The scratch table must be stored in its ORDER BY's order (rank = rowid + 1), and
     # chunks read back in it: archives open with preserve_insertion_order off.
@@ -824,7 +837,7 @@ def _make_plan(con: duckdb.DuckDBPyConnection, ps: PlanSettings,
             con.execute(f"DROP TABLE IF EXISTS {SCRATCH}")
     # DuckDB compresses the new rows once more when it checkpoints them, which it would do
     # on closing the archive anyway: done here, the plan's cost is in its steps.
-    say("storing the plan")
+    say(STORE)
     con.execute("CHECKPOINT")
     return result
 
@@ -857,10 +870,10 @@ def _plan_scratch(con: duckdb.DuckDBPyConnection, ps: PlanSettings, plan_id: int
                   say: Callable[[str], None]) -> PlanResult:
     n = int(con.execute(f"SELECT count(*) FROM {SCRATCH}").fetchall()[0][0])
     holdings = bool(con.execute("SELECT count(*) > 0 FROM audio_files").fetchall()[0][0])
-    say("choosing tiers")
-    isrc = _isrc(con, ps, n)
+    say(CHOOSE)
+    isrc = _isrc(con, ps, n, shared_only=fresh)
     cut = choose_cut(con, ps, isrc, n)
-    say("writing the plan")
+    say(WRITE)
     tot = _Totals(n_status=len(statuses(ps)), n_tiers=len(ps.tiers))
     # The plan's rows are written on a second connection (the scratch table, a temporary
     # one, is read on con meanwhile), a chunk per transaction: one transaction holding them
