@@ -16,11 +16,13 @@ size runs in its own process so its peak memory is its own. Baselines in the sam
                                                      # the archive's plan.memory_limit)
     python bench/bench_plan.py --heap                # also the Python side's peak heap
     python bench/bench_plan.py --stale               # as after a change since the refresh
+    python bench/bench_plan.py --repeat 3            # 3 plans per size, the median reported
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import math
@@ -43,6 +45,10 @@ EVERY_PLAN = 1 << 30  # plan ids up to this: every stored plan
 def _cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
+
+
+def _mark(steps: list[tuple[str, float]], message: str) -> None:
+    steps.append((message, time.perf_counter()))
 
 
 def prepare(root: Path, n: int) -> None:
@@ -71,10 +77,11 @@ def prepare(root: Path, n: int) -> None:
             refreshed.write_text(json.dumps({"refresh_s": round(time.perf_counter() - t0, 3)}))
 
 
-def run_one(root: Path, n: int, memory_limit: str | None = None,
-            heap: bool = False, stale: bool = False) -> dict[str, object]:
-    """Plan the prepared archive once (and again, unchanged); time, CPU, memory, figures.
-    stale: as if the catalog had changed since its refresh (the plan makes its inputs)."""
+def run_one(root: Path, n: int, memory_limit: str | None = None, heap: bool = False,
+            stale: bool = False, repeat: int = 1) -> dict[str, object]:
+    """Plan the prepared archive `repeat` times (and again, unchanged); time, CPU, memory,
+    figures of the median run. stale: as if the catalog had changed since its refresh (the
+    plan makes its inputs)."""
     import numpy as np
 
     from soundkeep import archive, db, units
@@ -93,19 +100,24 @@ def run_one(root: Path, n: int, memory_limit: str | None = None,
         if stale:
             # As after a change to the catalog: the plan makes its inputs itself.
             db.set_meta(con, derived.META_KEY, "stale")
-        plan_store.forget_plans(con, EVERY_PLAN)
-        con.execute("CHECKPOINT")
         ps = load_plan_settings(arch.settings, budget=str(budget))
         try:
-            steps: list[tuple[str, float]] = []
+            runs = []
             load_before = os.getloadavg()[0]
-            t0, c0 = time.perf_counter(), _cpu()
-            result = make_plan(con, ps, step=lambda m: steps.append((m, time.perf_counter())),
-                               memory_limit=limit)
-            wall, cpu = time.perf_counter() - t0, _cpu() - c0
+            for _ in range(repeat):  # each time from no stored plan
+                plan_store.forget_plans(con, EVERY_PLAN)
+                con.execute("CHECKPOINT")
+                steps: list[tuple[str, float]] = []
+                t0, c0 = time.perf_counter(), _cpu()
+                result = make_plan(con, ps, memory_limit=limit,
+                                   step=functools.partial(_mark, steps))
+                wall, cpu = time.perf_counter() - t0, _cpu() - c0
+                marks = [*steps, ("done", t0 + wall)]
+                runs.append((wall, cpu, {a[0]: round(b[1] - a[1], 3)
+                                         for a, b in itertools.pairwise(marks)}))
             peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-            marks = [*steps, ("done", t0 + wall)]
-            phases = {a[0]: round(b[1] - a[1], 3) for a, b in itertools.pairwise(marks)}
+            # The median run (the lower middle one of an even number).
+            wall, cpu, phases = sorted(runs, key=lambda r: r[0])[(len(runs) - 1) // 2]
             t1 = time.perf_counter()
             again = make_plan(con, ps, memory_limit=limit)
             unchanged_s = time.perf_counter() - t1
@@ -150,6 +162,7 @@ def run_one(root: Path, n: int, memory_limit: str | None = None,
         "refresh_s": (json.loads(refreshed.read_text())["refresh_s"] if refreshed.exists()
                       else None),
         "plan_s": round(wall, 3),
+        "plan_s_runs": [round(r[0], 3) for r in runs],
         "plan_cpu_s": round(cpu, 3),
         # Other work on the machine shows here (2 cores: above ~0.5 the plan shares them).
         "load_avg_1m_before": round(load_before, 2),
@@ -186,6 +199,8 @@ def main() -> None:
                     help="also measure the Python side's peak heap (one more, untimed plan)")
     ap.add_argument("--stale", action="store_true",
                     help="plan as after a catalog change since `soundkeep refresh`")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="plans per size; the figures are the median run's (timings vary)")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -195,7 +210,8 @@ def main() -> None:
         if args.prepare:
             prepare(root, args.one)
         else:
-            print(json.dumps(run_one(root, args.one, args.memory_limit, args.heap, args.stale)))
+            print(json.dumps(run_one(root, args.one, args.memory_limit, args.heap, args.stale,
+                                     args.repeat)))
         return
     sizes = [int(x) for x in args.sizes.split(",") if x]
     if args.with_100m:
@@ -207,6 +223,7 @@ def main() -> None:
         limit = ["--memory-limit", args.memory_limit] if args.memory_limit else []
         limit += ["--heap"] if args.heap else []
         limit += ["--stale"] if args.stale else []
+        limit += ["--repeat", str(args.repeat)]
         out = subprocess.run([*me, "--one", str(n), *limit], check=True, capture_output=True,
                              text=True)
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
