@@ -116,10 +116,18 @@ _DIGESTED: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
+# Threads for the fingerprint's scans at least: they are the plan's first read of the
+# catalog, from disk when it is not in the page cache, where more reads in flight than cores
+# are faster (10 M tracks, cold: 1.0-1.1 s with 8 threads, 1.25-1.5 s with 2).
+READ_THREADS = 8
+
+
 def fingerprint(con: duckdb.DuckDBPyConnection) -> tuple[str, bool]:
     """An order-independent digest of everything a plan reads (db.digests: one scan of each
     table, without joins), and whether the catalog's derived columns are fresh."""
-    digests = db.digests(con, _DIGESTED)
+    threads = int(db.scalar(con, "SELECT current_setting('threads')"))
+    with db.setting(con, "threads", str(max(threads, READ_THREADS))):
+        digests = db.digests(con, _DIGESTED)
     return ":".join(digests.values()), derived.is_fresh(con, digests)
 
 
