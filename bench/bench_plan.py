@@ -17,6 +17,7 @@ size runs in its own process so its peak memory is its own. Baselines in the sam
     python bench/bench_plan.py --heap                # also the Python side's peak heap
     python bench/bench_plan.py --stale               # as after a change since the refresh
     python bench/bench_plan.py --repeat 3            # 3 plans per size, the median reported
+    python bench/bench_plan.py --held 0.4            # 40 % of the tracks hold a file
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import json
 import math
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -75,6 +77,33 @@ def prepare(root: Path, n: int) -> None:
             t0 = time.perf_counter()
             derived.refresh(arch.con)
             refreshed.write_text(json.dumps({"refresh_s": round(time.perf_counter() - t0, 3)}))
+
+
+def hold(base: Path, root: Path, share: float) -> None:
+    """A copy of the prepared archive `base` that holds a file for the most popular `share`
+    of its tracks, once: rows in audio_files and audio_links only (the plan reads no audio),
+    a FLAC-sized file (320 kbit/s) per track with a sha256 of its own."""
+    from soundkeep import archive
+
+    if (root / ".bench-held").exists():
+        return
+    shutil.rmtree(root, ignore_errors=True)
+    shutil.copytree(base, root)
+    with archive.open_archive(root) as arch:
+        con = arch.con
+        n = int(con.execute("SELECT count(*) FROM tracks").fetchall()[0][0])
+        con.execute(f"""CREATE TEMP TABLE _held AS
+            SELECT track_id, sha256('bench-held-' || track_id) AS sha,
+                   greatest(coalesce(duration_ms, 200000), 1000) AS ms
+            FROM tracks ORDER BY popularity DESC NULLS LAST, track_id
+            LIMIT {round(n * share)}""")
+        con.execute("""INSERT INTO audio_files (sha256, size, store_path, storage_mode, codec,
+                       bitrate, duration_ms)
+                       SELECT sha, ms * 40, 'store/' || sha, 'copy', 'flac', 320000, ms
+                       FROM _held""")
+        con.execute("INSERT INTO audio_links SELECT sha, track_id, 'isrc', 1.0, now() "
+                    "FROM _held")
+    (root / ".bench-held").write_text("ok")
 
 
 def run_one(root: Path, n: int, memory_limit: str | None = None, heap: bool = False,
@@ -158,6 +187,7 @@ def run_one(root: Path, n: int, memory_limit: str | None = None, heap: bool = Fa
     refreshed = root / ".bench-refreshed"
     return {
         "tracks": n,
+        "tracks_held": s.get("tracks_held"),
         "derived_columns_fresh": s.get("derived_columns_fresh"),
         "refresh_s": (json.loads(refreshed.read_text())["refresh_s"] if refreshed.exists()
                       else None),
@@ -202,6 +232,8 @@ def main() -> None:
                     help="plan as after a catalog change since `soundkeep refresh`")
     ap.add_argument("--repeat", type=int, default=1,
                     help="plans per size; the figures are the median run's (timings vary)")
+    ap.add_argument("--held", type=float, default=0.0,
+                    help="share of the tracks (most popular first) holding a file, e.g. 0.4")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -210,7 +242,11 @@ def main() -> None:
         root = work / f"archive-{args.one}"
         if args.prepare:
             prepare(root, args.one)
+            if args.held:
+                hold(root, work / f"archive-{args.one}-held-{args.held:g}", args.held)
         else:
+            if args.held:
+                root = work / f"archive-{args.one}-held-{args.held:g}"
             print(json.dumps(run_one(root, args.one, args.memory_limit, args.heap, args.stale,
                                      args.repeat)))
         return
@@ -220,8 +256,9 @@ def main() -> None:
     runs = []
     me = [sys.executable, os.path.abspath(__file__), "--workdir", str(work)]
     for n in sizes:
-        subprocess.run([*me, "--one", str(n), "--prepare"], check=True)
-        limit = ["--memory-limit", args.memory_limit] if args.memory_limit else []
+        held = ["--held", str(args.held)] if args.held else []
+        subprocess.run([*me, "--one", str(n), "--prepare", *held], check=True)
+        limit = held + (["--memory-limit", args.memory_limit] if args.memory_limit else [])
         limit += ["--heap"] if args.heap else []
         limit += ["--stale"] if args.stale else []
         limit += ["--repeat", str(args.repeat)]
