@@ -240,13 +240,14 @@ def main() -> None:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-plan-"))
     if args.one:
         root = work / f"archive-{args.one}"
+        held_root = work / f"archive-{args.one}-held-{args.held:g}"
         if args.prepare:
             prepare(root, args.one)
             if args.held:
-                hold(root, work / f"archive-{args.one}-held-{args.held:g}", args.held)
+                hold(root, held_root, args.held)
         else:
             if args.held:
-                root = work / f"archive-{args.one}-held-{args.held:g}"
+                root = held_root
             print(json.dumps(run_one(root, args.one, args.memory_limit, args.heap, args.stale,
                                      args.repeat)))
         return

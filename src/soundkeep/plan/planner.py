@@ -862,7 +862,7 @@ def _forget_rows(out: duckdb.DuckDBPyConnection, plan_id: int) -> None:
     """Remove the rows of a plan that failed while being written (a kill skips this: the
     next run removes them)."""
     with contextlib.suppress(duckdb.Error):
-        out.execute("DELETE FROM plan_rows WHERE plan_id = ?", [plan_id])
+        store.forget_unfinished(out, plan_id)
 
 
 def _plan_scratch(con: duckdb.DuckDBPyConnection, ps: PlanSettings, plan_id: int,

@@ -38,8 +38,8 @@ def write_names(con: duckdb.DuckDBPyConnection, plan_id: int, tiers: list[str],
 
 
 def forget_unfinished(con: duckdb.DuckDBPyConnection, plan_id: int) -> None:
-    """Remove rows and names of plans from this id on that have no `plans` row (a run
-    killed while writing its rows, or plans deleted by hand): a new plan takes the id."""
+    """Remove rows and names of plans from this id on that have no `plans` row (a run that
+    failed or was killed while writing its rows, or plans deleted by hand)."""
     for table in ("plan_rows", "plan_names"):
         con.execute(f"DELETE FROM {table} WHERE plan_id >= ?", [plan_id])
 
