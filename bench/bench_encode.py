@@ -95,7 +95,8 @@ def build_archive(root: Path, files: list[tuple[Path, float]]) -> archive.Archiv
                     [sha, path.stat().st_size, rel, round(seconds * 1000)])
         con.execute("INSERT INTO audio_links VALUES (?, ?, 'isrc', 1.0, now())", [sha, i])
         con.execute("INSERT INTO plan_rows (plan_id, track_id, rank, tier_code, status_code, "
-                    "sha256) VALUES (1, ?, ?, 0, 0, ?)", [i, i, sha])
+                    f"file_key) VALUES (1, ?, ?, 0, 0, {plan_store.file_key_sql('?')})",
+                    [i, i, sha])
     con.execute("INSERT INTO plans (plan_id, created_at) VALUES (1, now())")
     plan_store.write_names(con, 1, ["reencode"], ["planned_reencode"])
     return arch

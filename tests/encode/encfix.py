@@ -186,8 +186,9 @@ def build_archive(root: Path, tracks: list[Track], release: Release | None = Non
             con.execute("INSERT INTO audio_links VALUES (?, ?, 'isrc', 1.0, now())",
                         [sha, t.track_id])
         code = PLAN_TIERS.index(t.tier)
-        con.execute("""INSERT INTO plan_rows (plan_id, track_id, rank, tier_code, status_code,
-                       est_bytes, sha256) VALUES (1, ?, ?, ?, ?, ?, ?)""",
+        key = store.file_key_sql("?")
+        con.execute(f"""INSERT INTO plan_rows (plan_id, track_id, rank, tier_code, status_code,
+                        est_bytes, file_key) VALUES (1, ?, ?, ?, ?, ?, {key})""",
                     [t.track_id, rank, code, code, 1000, sha])
     con.execute("INSERT INTO plans (plan_id, created_at) VALUES (1, now())")
     store.write_names(con, 1, PLAN_TIERS, [f"planned_{t}" for t in PLAN_TIERS])

@@ -24,7 +24,7 @@ from soundkeep.plan.config import PlanSettings, load_plan_settings
 from soundkeep.plan.priority import load_inputs
 
 ROW = ("track_id", "rank", "listens_est", "priority", "tier", "status", "est_bytes", "phase",
-       "duplicate_of", "held_bytes", "sha256")
+       "duplicate_of", "held_bytes", "file_key")
 
 
 @contextmanager
@@ -44,12 +44,12 @@ def reference(con: duckdb.DuckDBPyConnection, ps: PlanSettings) -> tuple[list[tu
     inp = comp.inputs
     tiers = [t.name for t in ps.tiers]
     names = planner.statuses(ps)
-    sha = inp.sha256.to_pylist()
+    key = inp.file_key.to_pylist()
     rows = [(int(inp.track_id[i]), int(comp.rank[i]), float(comp.listens[i]),
              float(inp.secondary[i]), tiers[comp.tier[i]], names[comp.status[i]],
              int(comp.est_bytes[i]), int(comp.phase[i]) or None,
              None if comp.duplicate_of[i] < 0 else int(comp.duplicate_of[i]),
-             int(inp.held_bytes[i]) or None, sha[i])
+             int(inp.held_bytes[i]) or None, key[i])
             for i in range(len(inp))]
     return sorted(rows), comp.summary
 

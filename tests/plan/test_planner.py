@@ -108,11 +108,10 @@ def test_holdings_give_real_sizes_and_missing_audio() -> None:
     is_held = np.isin(comp.inputs.track_id, held)
     # Held files cost their real size as originals; unheld kept tracks are missing audio.
     assert np.all(comp.est_bytes[is_held & (tiers == "original")] == 7_777_777)
-    # The plan records which file it means for each held track.
-    sha = comp.inputs.sha256.to_pylist()
-    assert all(sha[i] == f"{int(t):064x}" for i, t in enumerate(comp.inputs.track_id)
-               if is_held[i])
-    assert all(sha[i] is None for i in np.flatnonzero(~is_held))
+    # The plan records which file it means for each held track, by its sha256's first 64 bits.
+    key = comp.inputs.file_key.to_pylist()
+    assert all(key[i] == int(t) for i, t in enumerate(comp.inputs.track_id) if is_held[i])
+    assert all(key[i] is None for i in np.flatnonzero(~is_held))
     kept = tiers != "metadata_only"
     assert np.all(np.isin(status[kept & ~is_held], ["missing_audio"]))
     assert "note" not in comp.summary
@@ -333,7 +332,9 @@ def test_an_archive_of_plan_schema_1_is_migrated_with_its_plans(make_archive) ->
     make_plan(con, load_plan_settings(settings(), budget="9MB"))
     before = con.execute("SELECT * FROM plan_tracks ORDER BY plan_id, track_id").fetchall()
     assert {r[5] for r in before} >= {"original", "metadata_only"}
-    con.execute("CREATE TABLE plan_tracks_1 AS SELECT * FROM plan_tracks")
+    assert {r[-1] for r in before} == {None}  # no file held: schema 1 had sha256 last
+    con.execute("CREATE TABLE plan_tracks_1 AS "
+                "SELECT * EXCLUDE (file_key), NULL::VARCHAR AS sha256 FROM plan_tracks")
     con.execute("DROP VIEW current_plan")
     con.execute("DROP VIEW plan_tracks")
     con.execute("DROP TABLE plan_rows")
@@ -348,7 +349,7 @@ def test_an_archive_of_plan_schema_1_is_migrated_with_its_plans(make_archive) ->
         sql = c.execute("SELECT sql FROM duckdb_views() WHERE view_name = "
                         "'current_plan'").fetchall()[0][0]
         assert "SEMI JOIN" in sql.upper()
-        assert db.get_meta(c, "schema_version.plan") == "3"
+        assert db.get_meta(c, "schema_version.plan") == "4"
         assert c.execute("SELECT * FROM plan_tracks ORDER BY plan_id, track_id"
                          ).fetchall() == before
         assert c.execute("SELECT count(*) FROM current_plan").fetchall()[0][0] == 300
@@ -356,3 +357,39 @@ def test_an_archive_of_plan_schema_1_is_migrated_with_its_plans(make_archive) ->
         result = make_plan(c, load_plan_settings(settings(), budget="5MB"))
         assert c.execute("SELECT count(*) FROM current_plan WHERE plan_id = ?",
                          [result.plan_id]).fetchall()[0][0] == 300
+
+
+def test_plan_schema_3_rows_name_their_files_by_key_after_migration(make_archive) -> None:  # type: ignore[no-untyped-def]
+    """Schema 3 named a held track's file by its sha256: opening such an archive keeps every
+    row, with the file as its key, and explain still finds the file."""
+    from conftest import fake_sha256, insert_holdings
+
+    from soundkeep import archive, db
+    from soundkeep.plan.explain import explain
+
+    arch = make_archive(300)
+    root, con = arch.root, arch.con
+    ids = con.execute("SELECT track_id FROM tracks ORDER BY track_id").fetchnumpy()["track_id"]
+    held = np.asarray(ids[::3], dtype=np.int64)
+    insert_holdings(con, held, np.full(held.size, 4_000_000))
+    make_plan(con, load_plan_settings(settings(), budget="200MB"))
+    before = con.execute("SELECT * FROM plan_tracks ORDER BY plan_id, track_id").fetchall()
+    assert {r[1] for r in before if r[-1] is not None} == set(held.tolist())
+    con.execute("DROP VIEW current_plan")
+    con.execute("DROP VIEW plan_tracks")
+    con.execute("""CREATE TABLE plan_rows_3 AS
+                   SELECT r.* EXCLUDE (file_key), f.sha256 FROM plan_rows r
+                   LEFT JOIN audio_files f ON ('0x' || left(f.sha256, 16))::UBIGINT = r.file_key""")
+    con.execute("DROP TABLE plan_rows")
+    con.execute("ALTER TABLE plan_rows_3 RENAME TO plan_rows")
+    db.set_meta(con, "schema_version.plan", "3")
+    arch.close()
+    with archive.open_archive(root) as again:
+        c = again.con
+        assert db.get_meta(c, "schema_version.plan") == "4"
+        assert c.execute("SELECT * FROM plan_tracks ORDER BY plan_id, track_id"
+                         ).fetchall() == before
+        kept = int(c.execute("SELECT min(track_id) FROM current_plan WHERE file_key IS NOT NULL "
+                             "AND tier = 'original'").fetchall()[0][0])
+        (e,) = explain(c, str(kept))
+        assert e["held_sha256"] == fake_sha256(kept)

@@ -38,6 +38,7 @@ from soundkeep.audio.encode import (
 )
 from soundkeep.audio.tags import TrackTags
 from soundkeep.errors import ArchiveError, ConfigError, SoundkeepError
+from soundkeep.plan import store
 from soundkeep.run import Executor, make_executor
 from soundkeep.run.base import available_cores
 
@@ -175,17 +176,12 @@ def select_jobs(arch: Archive, plan_id: int, specs: dict[str, TierSpec], limit: 
     con.execute(f"""
 CREATE OR REPLACE TEMP TABLE encode_planned AS
 WITH plan AS (
-    SELECT p.track_id, p.tier, p.rank, p.sha256 AS plan_sha, p.duration_ms, p.est_bytes,
+    SELECT p.track_id, p.tier, p.rank, p.file_key, p.duration_ms, p.est_bytes,
            t.codec, t.params
     FROM plan_tracks p JOIN encode_tiers t USING (tier)
     WHERE p.plan_id = $plan_id
 ),
-linked AS (   -- a plan made before the scan names no file: take the best linked one
-    SELECT l.track_id, l.sha256
-    FROM audio_links l JOIN audio_files f USING (sha256)
-    WHERE l.track_id IN (SELECT track_id FROM plan WHERE plan_sha IS NULL)
-    QUALIFY row_number() OVER (PARTITION BY l.track_id
-                               ORDER BY f.bitrate DESC NULLS LAST, f.size DESC, f.sha256) = 1
+chosen AS ({store.chosen_file_sql("plan")}
 ),
 files AS (
     SELECT sha256, any_value(store_path) AS store_path, any_value(size) AS size,
@@ -198,14 +194,14 @@ latest AS (
                                ORDER BY finished_at DESC, run_id DESC) = 1
 )
 SELECT p.track_id, p.tier, p.rank, p.codec, p.params,
-       coalesce(p.plan_sha, l.sha256) AS sha256, f.store_path, f.size,
+       l.sha256, f.store_path, f.size,
        coalesce(f.duration_ms, p.duration_ms) AS duration_ms, p.est_bytes,
        (f.store_path IS NULL) AS not_held,
        coalesce({final}, false) AS done
 FROM plan p
-LEFT JOIN linked l USING (track_id)
-LEFT JOIN files f ON f.sha256 = coalesce(p.plan_sha, l.sha256)
-LEFT JOIN latest j ON j.track_id = p.track_id AND j.source_sha256 = coalesce(p.plan_sha, l.sha256)
+LEFT JOIN chosen l USING (track_id)
+LEFT JOIN files f ON f.sha256 = l.sha256
+LEFT JOIN latest j ON j.track_id = p.track_id AND j.source_sha256 = l.sha256
                   AND j.params = p.params
 """, {"plan_id": plan_id})
     planned, not_held, skipped = db.one(con, """

@@ -16,7 +16,7 @@ import numpy as np
 
 from soundkeep import units
 from soundkeep.plan import budget as knapsack
-from soundkeep.plan import planner
+from soundkeep.plan import planner, store
 from soundkeep.plan.config import PlanError, PlanSettings
 from soundkeep.plan.priority import read_arrow
 from soundkeep.plan.store import PlanRecord, get_plan
@@ -128,16 +128,22 @@ def _track_facts(con: duckdb.DuckDBPyConnection, track_id: int, plan_id: int
                  ) -> dict[str, Any]:
     row = con.execute("""
         SELECT p.rank, p.listens_est, t.popularity, p.priority, p.tier, p.status, p.est_bytes,
-               p.phase, p.duplicate_of, t.distributable, t.listens IS NOT NULL, p.sha256,
+               p.phase, p.duplicate_of, t.distributable, t.listens IS NOT NULL, p.file_key,
                t.title, t.isrc, t.rights_status,
                (SELECT string_agg(a.name, ', ' ORDER BY x.position) FROM track_artists x
                   JOIN artists a ON a.artist_id = x.artist_id WHERE x.track_id = p.track_id)
         FROM plan_tracks p LEFT JOIN tracks t ON t.track_id = p.track_id
         WHERE p.plan_id = ? AND p.track_id = ?""", [plan_id, track_id]).fetchall()[0]
     keys = ["rank", "listens_est", "popularity", "priority", "tier", "status", "est_bytes",
-            "phase", "duplicate_of", "distributable", "listens_real", "sha256", "title",
+            "phase", "duplicate_of", "distributable", "listens_real", "file_key", "title",
             "isrc", "rights_status", "artists"]
-    return dict(zip(keys, row, strict=True))
+    facts = dict(zip(keys, row, strict=True))
+    facts["sha256"] = None
+    if facts["file_key"] is not None:
+        chosen = store.chosen_file_sql("(SELECT ?::BIGINT AS track_id, ?::UBIGINT AS file_key)")
+        found = con.execute(chosen, [track_id, facts["file_key"]]).fetchall()
+        facts["sha256"] = found[0][1] if found else None
+    return facts
 
 
 def explain(con: duckdb.DuckDBPyConnection, key: str, plan_id: int | None = None

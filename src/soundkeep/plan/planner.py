@@ -385,7 +385,7 @@ SAMPLE_ROWS = 1 << 16
 WINDOW_SHARE = 1 / 64
 
 _COLUMNS = ("rowid + 1 AS rank, track_id, popularity, listens, distributable, duration_ms, "
-            "held_bytes, secondary, sha256")
+            "held_bytes, secondary, file_key")
 _NARROW = "rowid + 1 AS rank, popularity, listens, duration_ms, held_bytes, secondary"
 
 
@@ -499,7 +499,7 @@ def _chunk_of(table: pa.Table, ps: PlanSettings, isrc: Isrc) -> Chunk:
     cols: dict[str, Any] = {}
     for name in table.column_names:
         col = table.column(name)
-        if name == "sha256":
+        if name == "file_key":  # passed on to the plan's rows as it is
             cols[name] = col.combine_chunks()
         elif name == "listens":  # DOUBLE: a null comes out as NaN, no mask needed
             cols[name] = col.to_numpy()
@@ -772,7 +772,7 @@ def _plan_table(chunk: Chunk, out: dict[str, Any], plan_id: int) -> pa.Table:
         "duplicate_of": pa.array(out["duplicate_of"], mask=out["duplicate_of"] == -1),
         "duration_ms": pa.array(c["duration_ms"].astype(np.int32)),
         "held_bytes": pa.array(held_bytes, mask=held_bytes == 0),
-        "sha256": c["sha256"],
+        "file_key": c["file_key"],
     })
 
 

@@ -23,6 +23,7 @@ from soundkeep import db
 from soundkeep.catalog import derived
 from soundkeep.plan.config import PlanSettings
 from soundkeep.plan.listens import listens_at
+from soundkeep.plan.store import BEST_FILE_ORDER, file_key_sql
 
 _CHUNK = 1 << 20
 _BUCKETS = 1 << 24
@@ -39,7 +40,7 @@ class Inputs:
     secondary: np.ndarray      # float64 secondary priority
     duration_ms: np.ndarray    # int64 (0 when unknown); the held file's when one is held
     held_bytes: np.ndarray     # int64 (0 when no file is held)
-    sha256: pa.Array           # the held file's sha256 (null when none)
+    file_key: pa.Array         # uint64: the held file's key (store.file_key_sql; null: none)
     distributable: np.ndarray  # bool
     isrc_hash: np.ndarray      # uint64 64-bit hash of the ISRC (0 when has_isrc is false)
     has_isrc: np.ndarray       # bool
@@ -59,20 +60,18 @@ def secondary_sql(ps: PlanSettings, art_pop: str, rel_pop: str, followers: str) 
             f" greatest(coalesce({followers}, 0), 0) + 1)))")
 
 
-_HELD = """
+_HELD = f"""
 held AS (
-    SELECT track_id, sha256, size, duration_ms FROM (
-        SELECT l.track_id, f.sha256, f.size, f.duration_ms,
-               row_number() OVER (PARTITION BY l.track_id
-                                  ORDER BY f.bitrate DESC NULLS LAST, f.size DESC, f.sha256)
-                 AS pick
+    SELECT track_id, file_key, size, duration_ms FROM (
+        SELECT l.track_id, {file_key_sql("f.sha256")} AS file_key, f.size, f.duration_ms,
+               row_number() OVER (PARTITION BY l.track_id ORDER BY {BEST_FILE_ORDER}) AS pick
         FROM audio_links l JOIN audio_files f ON f.sha256 = l.sha256
         WHERE l.track_id IS NOT NULL AND f.size > 0
     ) WHERE pick = 1
 )"""
 
 
-def _query(ps: PlanSettings, with_sha: bool = False, derived_columns: bool = False) -> str:
+def _query(ps: PlanSettings, with_key: bool = False, derived_columns: bool = False) -> str:
     """Every track's inputs; with derived_columns, what the plan needs of its artists and
     release read from the track's own row (catalog.derived), else made from them here."""
     if derived_columns:
@@ -84,7 +83,7 @@ def _query(ps: PlanSettings, with_sha: bool = False, derived_columns: bool = Fal
         maxima = f"\nta AS ({derived.MAXIMA_SQL}),"
         joins = ("LEFT JOIN ta ON ta.track_id = t.track_id\n"
                  "LEFT JOIN releases r ON r.release_id = t.release_id")
-    sha = ",\n       h.sha256" if with_sha else ""
+    key = ",\n       h.file_key" if with_key else ""
     # The planner groups the rows sharing an ISRC hash: with derived columns, only those
     # the refresh found shared are hashed.
     isrc = "t.isrc_shared" if derived_columns else "t.isrc IS NOT NULL"
@@ -97,7 +96,7 @@ SELECT t.track_id,
        greatest(coalesce(h.duration_ms, t.duration_ms, 0), 0)::INTEGER AS duration_ms,
        coalesce(h.size, 0)::BIGINT AS held_bytes,
        {sec} AS secondary,
-       CASE WHEN {isrc} THEN hash(t.isrc) END AS isrc_hash{sha}
+       CASE WHEN {isrc} THEN hash(t.isrc) END AS isrc_hash{key}
 FROM tracks t
 {joins}
 LEFT JOIN held h ON h.track_id = t.track_id
@@ -156,20 +155,20 @@ def _split(col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return col, np.ones(len(col), dtype=bool)
 
 
-def _held_sha256(con: duckdb.DuckDBPyConnection, track_id: np.ndarray,
-                 held: np.ndarray) -> pa.Array:
-    """The chosen file's sha256 per row (null where no file is held)."""
+def _held_key(con: duckdb.DuckDBPyConnection, track_id: np.ndarray,
+              held: np.ndarray) -> pa.Array:
+    """The chosen file's key per row (null where no file is held)."""
     n = len(track_id)
     rows = np.flatnonzero(held)
     if rows.size == 0:
-        return pa.nulls(n, pa.string())
-    table = read_arrow(con, f"WITH {_HELD.strip()} SELECT track_id, sha256 FROM held")
+        return pa.nulls(n, pa.uint64())
+    table = read_arrow(con, f"WITH {_HELD.strip()} SELECT track_id, file_key FROM held")
     ids = np.asarray(table.column("track_id").to_numpy())
     by_id = np.argsort(ids)
     at = by_id[np.searchsorted(ids, track_id[rows], sorter=by_id)]
     index = np.full(n, -1, dtype=np.int64)
     index[rows] = at
-    return table.column("sha256").combine_chunks().take(pa.array(index, mask=index < 0))
+    return table.column("file_key").combine_chunks().take(pa.array(index, mask=index < 0))
 
 
 def shared_keys(keys: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -217,7 +216,7 @@ def load_inputs(con: duckdb.DuckDBPyConnection, ps: PlanSettings) -> Inputs:
         secondary=np.asarray(cols["secondary"], dtype=np.float64),
         duration_ms=np.asarray(cols["duration_ms"], dtype=np.int64),
         held_bytes=held_bytes,
-        sha256=_held_sha256(con, track_id, held_bytes > 0),
+        file_key=_held_key(con, track_id, held_bytes > 0),
         distributable=np.asarray(cols["distributable"], dtype=bool),
         isrc_hash=np.asarray(isrc_hash, dtype=np.uint64),
         has_isrc=has_isrc,

@@ -94,4 +94,44 @@ CREATE VIEW current_plan AS
     SELECT pt.* FROM plan_tracks pt
     SEMI JOIN (SELECT max(plan_id) AS plan_id FROM plans) latest ON pt.plan_id = latest.plan_id
 """),
+    # The held file a row means as a 64-bit key (plan.store.file_key_sql) instead of its
+    # sha256: as text the digests were a third of the cost of storing a plan with 4 M files
+    # held. plan_rows is written anew (an UPDATE of every row of a large plan would hold the
+    # old values in memory until its commit).
+    (4, """
+DROP VIEW IF EXISTS current_plan;
+DROP VIEW IF EXISTS plan_tracks;
+CREATE TABLE plan_rows_new (
+    plan_id INTEGER NOT NULL,
+    track_id BIGINT NOT NULL,
+    rank BIGINT,
+    listens_est DOUBLE,
+    priority DOUBLE,
+    tier_code UTINYINT NOT NULL,      -- plan_names (plan_id, 'tier', code)
+    status_code UTINYINT NOT NULL,    -- plan_names (plan_id, 'status', code)
+    est_bytes BIGINT,
+    phase INTEGER,
+    duplicate_of BIGINT,
+    duration_ms INTEGER,
+    held_bytes BIGINT,
+    file_key UBIGINT                  -- the held file chosen (its sha256's first 64 bits)
+);
+INSERT INTO plan_rows_new
+    SELECT plan_id, track_id, rank, listens_est, priority, tier_code, status_code, est_bytes,
+           phase, duplicate_of, duration_ms, held_bytes,
+           ('0x' || left(sha256, 16))::UBIGINT
+    FROM plan_rows;
+DROP TABLE plan_rows;
+ALTER TABLE plan_rows_new RENAME TO plan_rows;
+CREATE VIEW plan_tracks AS
+    SELECT r.plan_id, r.track_id, r.rank, r.listens_est, r.priority, t.name AS tier,
+           s.name AS status, r.est_bytes, r.phase, r.duplicate_of, r.duration_ms, r.held_bytes,
+           r.file_key
+    FROM plan_rows r
+    JOIN plan_names t ON t.plan_id = r.plan_id AND t.kind = 'tier' AND t.code = r.tier_code
+    JOIN plan_names s ON s.plan_id = r.plan_id AND s.kind = 'status' AND s.code = r.status_code;
+CREATE VIEW current_plan AS
+    SELECT pt.* FROM plan_tracks pt
+    SEMI JOIN (SELECT max(plan_id) AS plan_id FROM plans) latest ON pt.plan_id = latest.plan_id
+"""),
 ]

@@ -23,6 +23,32 @@ class PlanRecord:
     summary: dict[str, Any]
 
 
+# A plan names the file it chose for a held track by a key: the first 64 bits of its sha256
+# (a number: as text the digests were a third of the cost of storing a plan with 4 M files
+# held). Two files share a key with a chance of 2^-64 a pair; a key is only ever looked up
+# among one track's own files.
+def file_key_sql(sha256: str) -> str:
+    """SQL: the key (UBIGINT) of the file with this sha256 (hex digits) expression."""
+    return f"('0x' || left({sha256}, 16))::UBIGINT"
+
+
+# Which of a track's held files the plan keeps (f: audio_files): the highest bitrate, then
+# the largest, then by sha256.
+BEST_FILE_ORDER = "f.bitrate DESC NULLS LAST, f.size DESC, f.sha256"
+
+
+def chosen_file_sql(plan: str) -> str:
+    """SQL: (track_id, sha256) of the file each row of `plan` (a relation with track_id and
+    file_key) names, among the track's linked files; for a row naming none (a plan made
+    before the scan), its best linked file. A file no longer held or linked gives no row."""
+    return f"""
+    SELECT l.track_id, f.sha256
+    FROM {plan} p JOIN audio_links l ON l.track_id = p.track_id
+    JOIN audio_files f ON f.sha256 = l.sha256
+    WHERE p.file_key IS NULL OR {file_key_sql("f.sha256")} = p.file_key
+    QUALIFY row_number() OVER (PARTITION BY l.track_id ORDER BY {BEST_FILE_ORDER}) = 1"""
+
+
 _SELECT = ("SELECT plan_id, created_at::VARCHAR, settings_json, catalog_fingerprint, "
            "summary_json FROM plans")
 
