@@ -92,6 +92,20 @@ def test_hull_drops_dominated_and_under_hull_options() -> None:
     assert sorted(zip(inc.row.tolist(), inc.option.tolist(), strict=True)) == [(0, 0), (1, 1)]
 
 
+def test_identical_options_go_to_the_first_configured_whatever_the_template_order() -> None:
+    # Rows off the template (a held file's own size) are sorted starting from the template's
+    # byte order; options alike in bytes and value still go to the first configured one.
+    b = np.array([[50, 50, 80], [90, 40, 40]])
+    v = np.array([[3.0, 3.0, 4.0], [3.0, 2.0, 2.0]])
+    valid = np.ones((2, 3), dtype=bool)
+    uniform = np.zeros(2, dtype=bool)
+    for rates in ([300.0, 200.0, 100.0], [100.0, 200.0, 300.0], [200.0, 100.0, 300.0]):
+        inc = budget.hull_increments(b, v, valid, uniform=uniform,
+                                     template=(rates, [1.0, 0.5, 0.2]))
+        taken = sorted(zip(inc.row.tolist(), inc.option.tolist(), strict=True))
+        assert taken == [(0, 0), (0, 2), (1, 0), (1, 1)], (rates, taken)
+
+
 def test_increments_of_a_row_fall_in_efficiency() -> None:
     rng = np.random.default_rng(1)
     b = np.sort(rng.integers(1, 1000, (500, 3)), axis=1)

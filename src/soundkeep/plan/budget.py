@@ -101,7 +101,11 @@ def hull_increments(b: Columns, v: Columns, valid: Columns,
             regular[bad] = False
     irregular = np.flatnonzero(~regular)
     if irregular.size:
-        parts.extend(_general_increments(bc, vc, ok_c, irregular))
+        # Options in the template's byte order: held files mostly keep it.
+        order = None if template is None else \
+            [int(k) for k in np.argsort(np.asarray(template[0], dtype=np.float64),
+                                        kind="stable")]
+        parts.extend(_general_increments(bc, vc, ok_c, irregular, order))
     if not parts:
         parts = [(np.zeros(0, np.int32), np.zeros(0, np.int8), np.zeros(0, np.int64),
                   np.zeros(0), np.zeros(0), np.zeros(0, np.int8))]
@@ -178,17 +182,29 @@ def _uniform_increments(bc: list[np.ndarray], vc: list[np.ndarray], regular: np.
 
 
 def _general_increments(bc: list[np.ndarray], vc: list[np.ndarray], ok_c: list[np.ndarray],
-                        rows: np.ndarray) -> list[tuple[np.ndarray, ...]]:
-    """Increments of any rows: sort each row's options, find its hull, walk it."""
+                        rows: np.ndarray, order: Sequence[int] | None = None
+                        ) -> list[tuple[np.ndarray, ...]]:
+    """Increments of any rows: sort each row's options, find its hull, walk it. order: the
+    options by bytes as most rows have them (the sort then swaps nothing for those rows)."""
     a = len(bc)
-    bs = [np.where(ok_c[k][rows], bc[k][rows].astype(np.float64), np.inf) for k in range(a)]
-    vs = [np.where(ok_c[k][rows], vc[k][rows].astype(np.float64), -np.inf) for k in range(a)]
-    os_ = [np.full(rows.size, k, dtype=np.int8) for k in range(a)]
-    # Sort each row's options by bytes ascending, value descending (a sorting network).
+    every = rows.size == (len(bc[0]) if a else 0)
+
+    def pick(x: np.ndarray) -> np.ndarray:
+        return x if every else x[rows]
+
+    ks = list(range(a)) if order is None else list(order)
+    bs = [np.where(pick(ok_c[k]), pick(bc[k]).astype(np.float64), np.inf) for k in ks]
+    vs = [np.where(pick(ok_c[k]), pick(vc[k]).astype(np.float64), -np.inf) for k in ks]
+    os_ = [np.full(rows.size, k, dtype=np.int8) for k in ks]
+    # Sort each row's options by bytes ascending, value descending, then as configured (a
+    # sorting network).
     for i in range(a):
         for j in range(a - 1 - i):
             x, y = j, j + 1
-            swap = (bs[x] > bs[y]) | ((bs[x] == bs[y]) & (vs[x] < vs[y]))
+            swap = bs[x] > bs[y]
+            same = bs[x] == bs[y]
+            if same.any():
+                swap |= same & ((vs[x] < vs[y]) | ((vs[x] == vs[y]) & (os_[x] > os_[y])))
             if swap.any():
                 for col in (bs, vs, os_):
                     col[x], col[y] = np.where(swap, col[y], col[x]), np.where(swap, col[x], col[y])
@@ -196,13 +212,21 @@ def _general_increments(bc: list[np.ndarray], vc: list[np.ndarray], ok_c: list[n
     parts: list[tuple[np.ndarray, ...]] = []
     pb, pv = np.zeros(rows.size), np.zeros(rows.size)
     count = np.zeros(rows.size, dtype=np.int8)
+    row32 = rows.astype(np.int32)
     for k in range(a):
+        if vertex[k].all():  # every row has this vertex: no gathering
+            count += 1
+            db = np.rint(bs[k] - pb).astype(np.int64)
+            dv = vs[k] - pv
+            parts.append((row32, count.copy(), db, dv, dv / db, os_[k]))
+            pb, pv = bs[k].copy(), vs[k].copy()
+            continue
         idx = np.flatnonzero(vertex[k])
         bk, vk = bs[k][idx], vs[k][idx]
         count[idx] += 1
         db = np.rint(bk - pb[idx]).astype(np.int64)
         dv = vk - pv[idx]
-        parts.append((rows[idx].astype(np.int32), count[idx], db, dv, dv / db, os_[k][idx]))
+        parts.append((row32[idx], count[idx], db, dv, dv / db, os_[k][idx]))
         pb[idx] = bk
         pv[idx] = vk
     return parts
