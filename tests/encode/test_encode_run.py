@@ -172,3 +172,19 @@ def test_workers_that_keep_dying_stop_the_run_and_are_retried_later(
     assert arch.con.execute("SELECT count(*) FROM encode_journal").fetchone() == (6,)
     summary = run_encode(arch, workers=1)
     assert summary.encoded == 9 and summary.skipped == 0
+
+
+def test_a_planned_file_no_longer_linked_to_its_track_is_not_encoded(
+        make_archive: Callable[..., archive.Archive], mixed_tracks: list[Track]) -> None:
+    """The plan names a file by its key among the track's links: once the link is gone (the
+    file relinked or found ambiguous), the track counts as planned but not held."""
+    arch = make_archive([t for t in mixed_tracks if t.track_id in (1, 2, 8)])
+    root = arch.root
+    assert arch.con.execute("SELECT count(*) FROM current_plan WHERE file_key IS NOT NULL"
+                            ).fetchone() == (3,)
+    arch.con.execute("DELETE FROM audio_links WHERE track_id = 2")
+    arch.close()
+    out = json.loads(run_cli(["encode", "-a", str(root), "--dry-run", "--json"]).stdout)
+    assert (out["planned"], out["to_encode"], out["not_held"]) == (3, 2, 1)
+    done = json.loads(run_cli(["encode", "-a", str(root), "--json", "--workers", "1"]).stdout)
+    assert (done["encoded"], done["not_held"]) == (2, 1) and set(journal(root)) == {1, 8}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -96,8 +97,8 @@ def insert_catalog(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table],
 
 
 def fake_sha256(track_id: int) -> str:
-    """The made-up sha256 of a track's held file (its id four times, 16 hex digits each)."""
-    return f"{track_id:016x}" * 4
+    """The made-up sha256 of a track's held file (the sha256 of its id)."""
+    return hashlib.sha256(str(track_id).encode()).hexdigest()
 
 
 def insert_holdings(con: duckdb.DuckDBPyConnection, track_ids: np.ndarray, sizes: np.ndarray,

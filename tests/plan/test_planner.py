@@ -8,7 +8,14 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import catalog_tables, insert_catalog, memory_catalog, plan_tables, settings
+from conftest import (
+    catalog_tables,
+    fake_sha256,
+    insert_catalog,
+    memory_catalog,
+    plan_tables,
+    settings,
+)
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -110,7 +117,9 @@ def test_holdings_give_real_sizes_and_missing_audio() -> None:
     assert np.all(comp.est_bytes[is_held & (tiers == "original")] == 7_777_777)
     # The plan records which file it means for each held track, by its sha256's first 64 bits.
     key = comp.inputs.file_key.to_pylist()
-    assert all(key[i] == int(t) for i, t in enumerate(comp.inputs.track_id) if is_held[i])
+    assert all(key[i] == int(fake_sha256(int(t))[:16], 16)
+               for i, t in enumerate(comp.inputs.track_id) if is_held[i])
+    assert max(k for k in key if k is not None) >= 1 << 63  # the whole unsigned range
     assert all(key[i] is None for i in np.flatnonzero(~is_held))
     kept = tiers != "metadata_only"
     assert np.all(np.isin(status[kept & ~is_held], ["missing_audio"]))
@@ -362,7 +371,7 @@ def test_an_archive_of_plan_schema_1_is_migrated_with_its_plans(make_archive) ->
 def test_plan_schema_3_rows_name_their_files_by_key_after_migration(make_archive) -> None:  # type: ignore[no-untyped-def]
     """Schema 3 named a held track's file by its sha256: opening such an archive keeps every
     row, with the file as its key, and explain still finds the file."""
-    from conftest import fake_sha256, insert_holdings
+    from conftest import insert_holdings
 
     from soundkeep import archive, db
     from soundkeep.plan.explain import explain
@@ -393,3 +402,8 @@ def test_plan_schema_3_rows_name_their_files_by_key_after_migration(make_archive
                              "AND tier = 'original'").fetchall()[0][0])
         (e,) = explain(c, str(kept))
         assert e["held_sha256"] == fake_sha256(kept)
+        assert e["held_file_key"] == fake_sha256(kept)[:16]
+        # A file no longer linked to the track is no longer its file.
+        c.execute("DELETE FROM audio_links WHERE track_id = ?", [kept])
+        (e,) = explain(c, str(kept))
+        assert e["held_sha256"] is None and e["held_file_key"] == fake_sha256(kept)[:16]

@@ -181,6 +181,7 @@ def _explain_one(rec: PlanRecord, f: dict[str, Any], steps: list[dict[str, Any]]
         "phase": f["phase"], "phases_total": len(s.get("phases", [])),
         "duplicate_of": f["duplicate_of"], "distributable": bool(f["distributable"]),
         "rights_status": f["rights_status"], "held_sha256": f["sha256"],
+        "held_file_key": None if f["file_key"] is None else f"{int(f['file_key']):016x}",
         "budget_bytes": ps.budget_bytes,
         "cutoff_listens_per_mb": s.get("cutoff_listens_per_mb"),
         "steps": steps,

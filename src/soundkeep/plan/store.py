@@ -33,19 +33,22 @@ def file_key_sql(sha256: str) -> str:
 
 
 # Which of a track's held files the plan keeps (f: audio_files): the highest bitrate, then
-# the largest, then by sha256.
+# the largest, then the smallest sha256 (the planner orders by the key, the same order but
+# for two files of one track sharing their first 64 bits).
 BEST_FILE_ORDER = "f.bitrate DESC NULLS LAST, f.size DESC, f.sha256"
 
 
 def chosen_file_sql(plan: str) -> str:
     """SQL: (track_id, sha256) of the file each row of `plan` (a relation with track_id and
     file_key) names, among the track's linked files; for a row naming none (a plan made
-    before the scan), its best linked file. A file no longer held or linked gives no row."""
+    before the scan), its best linked file. A file no longer held, or no longer linked to
+    the track (relinked to another, or found ambiguous), gives no row: the track has no file
+    until the next plan."""
     return f"""
     SELECT l.track_id, f.sha256
     FROM {plan} p JOIN audio_links l ON l.track_id = p.track_id
     JOIN audio_files f ON f.sha256 = l.sha256
-    WHERE p.file_key IS NULL OR {file_key_sql("f.sha256")} = p.file_key
+    WHERE f.size > 0 AND (p.file_key IS NULL OR {file_key_sql("f.sha256")} = p.file_key)
     QUALIFY row_number() OVER (PARTITION BY l.track_id ORDER BY {BEST_FILE_ORDER}) = 1"""
 
 
