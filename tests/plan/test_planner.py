@@ -352,13 +352,14 @@ def test_an_archive_of_plan_schema_1_is_migrated_with_its_plans(make_archive) ->
     con.execute("""CREATE VIEW current_plan AS SELECT * FROM plan_tracks
                    WHERE plan_id = (SELECT max(plan_id) FROM plans)""")
     db.set_meta(con, "schema_version.plan", "1")
+    con.execute("DROP TABLE plan_held")  # from schema 5
     arch.close()
     with archive.open_archive(root) as again:
         c = again.con
         sql = c.execute("SELECT sql FROM duckdb_views() WHERE view_name = "
                         "'current_plan'").fetchall()[0][0]
         assert "SEMI JOIN" in sql.upper()
-        assert db.get_meta(c, "schema_version.plan") == "4"
+        assert db.get_meta(c, "schema_version.plan") == "5"
         assert c.execute("SELECT * FROM plan_tracks ORDER BY plan_id, track_id"
                          ).fetchall() == before
         assert c.execute("SELECT count(*) FROM current_plan").fetchall()[0][0] == 300
@@ -392,10 +393,11 @@ def test_plan_schema_3_rows_name_their_files_by_key_after_migration(make_archive
     con.execute("DROP TABLE plan_rows")
     con.execute("ALTER TABLE plan_rows_3 RENAME TO plan_rows")
     db.set_meta(con, "schema_version.plan", "3")
+    con.execute("DROP TABLE plan_held")  # from schema 5
     arch.close()
     with archive.open_archive(root) as again:
         c = again.con
-        assert db.get_meta(c, "schema_version.plan") == "4"
+        assert db.get_meta(c, "schema_version.plan") == "5"
         assert c.execute("SELECT * FROM plan_tracks ORDER BY plan_id, track_id"
                          ).fetchall() == before
         kept = int(c.execute("SELECT min(track_id) FROM current_plan WHERE file_key IS NOT NULL "
@@ -407,3 +409,57 @@ def test_plan_schema_3_rows_name_their_files_by_key_after_migration(make_archive
         c.execute("DELETE FROM audio_links WHERE track_id = ?", [kept])
         (e,) = explain(c, str(kept))
         assert e["held_sha256"] is None and e["held_file_key"] == fake_sha256(kept)[:16]
+
+
+def test_held_files_are_found_again_only_when_the_holdings_change(make_archive, monkeypatch  # type: ignore[no-untyped-def]
+                                                                   ) -> None:
+    """plan_held, each held track's file, is kept between plans while the holdings stay the
+    same, made again when a file or link changes, and a failure leaves the old one whole."""
+    from conftest import fake_sha256, insert_holdings
+
+    from soundkeep import db
+    from soundkeep.plan import priority
+
+    arch = make_archive(300)
+    con = arch.con
+    ids = con.execute("SELECT track_id FROM tracks ORDER BY track_id").fetchnumpy()["track_id"]
+    held = np.asarray(ids[:40], dtype=np.int64)
+    insert_holdings(con, held, np.full(held.size, 4_000_000))
+
+    def stored() -> list[tuple]:
+        return con.execute(f"SELECT * FROM {priority.HELD_TABLE} ORDER BY track_id").fetchall()
+
+    def direct() -> list[tuple]:
+        return con.execute(f"{priority._HELD} ORDER BY track_id").fetchall()
+
+    make_plan(con, load_plan_settings(settings(), budget="200MB"))
+    assert len(stored()) == 40 and stored() == direct()
+    assert stored()[0] == (held[0], int(fake_sha256(int(held[0]))[:16], 16), 4_000_000, None)
+    holdings = priority.fingerprint(con).holdings
+    assert not priority.update_held(con, holdings)  # unchanged: kept
+    # Another budget, the same holdings: the plan reads the same table.
+    make_plan(con, load_plan_settings(settings(), budget="100MB"))
+    assert db.get_meta(con, priority.HELD_META) == holdings
+
+    # A file grows and a link moves to another track: the next plan sees both.
+    moved, target = int(held[1]), int(ids[-1])
+    con.execute("UPDATE audio_files SET size = 5_000_000 WHERE sha256 = ?",
+                [fake_sha256(int(held[0]))])
+    con.execute("UPDATE audio_links SET track_id = ? WHERE track_id = ?", [target, moved])
+    result = make_plan(con, load_plan_settings(settings(), budget="100MB"))
+    assert stored() == direct() and len(stored()) == 40
+    rows = dict(con.execute("SELECT track_id, held_bytes FROM plan_tracks WHERE plan_id = ?",
+                            [result.plan_id]).fetchall())
+    assert rows[int(held[0])] == 5_000_000 and rows[target] == 4_000_000
+    assert rows[moved] in (None, 0)
+
+    # Finding the files fails half way: the table and its digest stay as they were.
+    before, digest = stored(), db.get_meta(con, priority.HELD_META)
+    con.execute("DELETE FROM audio_links WHERE track_id = ?", [target])
+    monkeypatch.setattr(priority, "_HELD", priority._HELD + " AND no_such_column")
+    with pytest.raises(duckdb.Error):
+        priority.update_held(con, priority.fingerprint(con).holdings)
+    assert stored() == before and db.get_meta(con, priority.HELD_META) == digest
+    monkeypatch.undo()
+    assert priority.update_held(con, priority.fingerprint(con).holdings)
+    assert stored() == direct() and len(stored()) == 39

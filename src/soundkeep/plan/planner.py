@@ -27,6 +27,7 @@ from soundkeep.plan.priority import (
     representatives,
     scratch_sql,
     shared_keys,
+    update_held,
 )
 from soundkeep.plan.priority import fingerprint as catalog_fingerprint
 
@@ -35,9 +36,9 @@ from soundkeep.plan.priority import fingerprint as catalog_fingerprint
 LISTEN_EPSILON = 1e-3
 
 # The steps of a plan, in order, as it reports them.
-STEPS = CHECK, RANK, CHOOSE, WRITE, STORE = (
-    "checking the catalog for changes", "ranking the catalog", "choosing tiers",
-    "writing the plan", "storing the plan")
+STEPS = CHECK, HELD, RANK, CHOOSE, WRITE, STORE = (
+    "checking the catalog for changes", "finding the held files", "ranking the catalog",
+    "choosing tiers", "writing the plan", "storing the plan")
 
 # Statuses that do not depend on the tiers; a kept track's status is planned_<tier>.
 ERROR_ZERO_DURATION = "error_zero_duration"
@@ -815,7 +816,8 @@ def _final_summary(tot: _Totals, ps: PlanSettings, n: int, cut: knapsack.Cut | N
 def _make_plan(con: duckdb.DuckDBPyConnection, ps: PlanSettings,
                say: Callable[[str], None]) -> PlanResult:
     say(CHECK)
-    fingerprint, fresh = catalog_fingerprint(con)
+    fp = catalog_fingerprint(con)
+    fingerprint, fresh = fp.digest, fp.fresh
     settings_json = _settings_json(ps)
     rows = con.execute(
         "SELECT plan_id, settings_json, catalog_fingerprint, summary_json FROM plans "
@@ -824,6 +826,8 @@ def _make_plan(con: duckdb.DuckDBPyConnection, ps: PlanSettings,
     if latest and latest[1] == settings_json and latest[2] == fingerprint:
         # Same inputs, same settings: the stored plan is this plan (plans are deterministic).
         return PlanResult(plan_id=int(latest[0]), reused=True, summary=json.loads(latest[3]))
+    say(HELD)
+    update_held(con, fp.holdings)
     say(RANK)
     real = con.execute("SELECT count(listens) > 0 FROM tracks").fetchall()[0][0]
     # The scratch table must be stored in its ORDER BY's order (rank = rowid + 1), and

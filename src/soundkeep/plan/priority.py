@@ -65,18 +65,35 @@ def secondary_sql(ps: PlanSettings, art_pop: str, rel_pop: str, followers: str) 
 # first, then their sha256, and ordered without the text: at 100 M tracks with 40 M files
 # held, 19.6 s instead of 25 s by the text alone, and 31.5 s with the text in the order.
 _HELD = f"""
-held AS (
-    SELECT track_id, file_key, size, duration_ms FROM (
-        SELECT l.track_id, f.file_key, f.size, f.duration_ms,
-               row_number() OVER (PARTITION BY l.track_id ORDER BY
-                                  f.bitrate DESC NULLS LAST, f.size DESC, f.file_key) AS pick
-        FROM (SELECT track_id, sha256, {file_key_sql("sha256")} AS file_key
-              FROM audio_links WHERE track_id IS NOT NULL) l
-        JOIN (SELECT sha256, {file_key_sql("sha256")} AS file_key, size, duration_ms, bitrate
-              FROM audio_files WHERE size > 0) f
-          ON f.file_key = l.file_key AND f.sha256 = l.sha256
-    ) WHERE pick = 1
-)"""
+SELECT track_id, file_key, size, duration_ms FROM (
+    SELECT l.track_id, f.file_key, f.size, f.duration_ms,
+           row_number() OVER (PARTITION BY l.track_id ORDER BY
+                              f.bitrate DESC NULLS LAST, f.size DESC, f.file_key) AS pick
+    FROM (SELECT track_id, sha256, {file_key_sql("sha256")} AS file_key
+          FROM audio_links WHERE track_id IS NOT NULL) l
+    JOIN (SELECT sha256, {file_key_sql("sha256")} AS file_key, size, duration_ms, bitrate
+          FROM audio_files WHERE size > 0) f
+      ON f.file_key = l.file_key AND f.sha256 = l.sha256
+) WHERE pick = 1"""
+
+# Where the plan reads each held track's file: _HELD, made again only when the holdings
+# changed since (plan migration 5), as most plans are made of the same holdings with other
+# settings. The meta key holds the digest of the holdings it was made from.
+HELD_TABLE = "plan_held"
+HELD_META = "plan.held_digest"
+
+
+def update_held(con: duckdb.DuckDBPyConnection, holdings: str) -> bool:
+    """Make plan_held anew unless it was made from these holdings (their digest, as
+    Fingerprint.holdings); whether it was. One transaction: a kill leaves the old table with
+    its digest, which the next plan finds out of date."""
+    if db.get_meta(con, HELD_META) == holdings:
+        return False
+    with db.transaction(con):
+        con.execute(f"DELETE FROM {HELD_TABLE}")
+        con.execute(f"INSERT INTO {HELD_TABLE} {_HELD}")
+        db.set_meta(con, HELD_META, holdings)
+    return True
 
 
 def _query(ps: PlanSettings, with_key: bool = False, derived_columns: bool = False) -> str:
@@ -88,15 +105,14 @@ def _query(ps: PlanSettings, with_key: bool = False, derived_columns: bool = Fal
         maxima, joins = "", ""
     else:
         sec = secondary_sql(ps, "ta.pop", "r.popularity", "ta.fol")
-        maxima = f"\nta AS ({derived.MAXIMA_SQL}),"
+        maxima = f"\nWITH ta AS ({derived.MAXIMA_SQL})"
         joins = ("LEFT JOIN ta ON ta.track_id = t.track_id\n"
                  "LEFT JOIN releases r ON r.release_id = t.release_id")
     key = ",\n       h.file_key" if with_key else ""
     # The planner groups the rows sharing an ISRC hash: with derived columns, only those
     # the refresh found shared are hashed.
     isrc = "t.isrc_shared" if derived_columns else "t.isrc IS NOT NULL"
-    return f"""
-WITH {maxima}{_HELD}
+    return f"""{maxima}
 SELECT t.track_id,
        coalesce(t.popularity, 0)::SMALLINT AS popularity,
        t.listens::DOUBLE AS listens,
@@ -107,7 +123,7 @@ SELECT t.track_id,
        CASE WHEN {isrc} THEN hash(t.isrc) END AS isrc_hash{key}
 FROM tracks t
 {joins}
-LEFT JOIN held h ON h.track_id = t.track_id
+LEFT JOIN {HELD_TABLE} h ON h.track_id = t.track_id
 """
 
 
@@ -129,13 +145,26 @@ _DIGESTED: tuple[tuple[str, tuple[str, ...]], ...] = (
 READ_THREADS = 8
 
 
-def fingerprint(con: duckdb.DuckDBPyConnection) -> tuple[str, bool]:
+@dataclass(frozen=True)
+class Fingerprint:
+    """What a plan reads, as digests."""
+
+    digest: str     # everything (stored with the plan: same digest and settings, same plan)
+    fresh: bool     # whether the catalog's derived columns are up to date
+    holdings: str   # the holdings alone (what plan_held is made from)
+
+
+def fingerprint(con: duckdb.DuckDBPyConnection) -> Fingerprint:
     """An order-independent digest of everything a plan reads (db.digests: one scan of each
-    table, without joins), and whether the catalog's derived columns are fresh."""
+    table, without joins), whether the catalog's derived columns are fresh, and the
+    holdings' digest."""
     threads = int(db.scalar(con, "SELECT current_setting('threads')"))
     with db.setting(con, "threads", str(max(threads, READ_THREADS))):
         digests = db.digests(con, _DIGESTED)
-    return ":".join(digests.values()), derived.is_fresh(con, digests)
+    holdings = ":".join(v for (table, _), v in digests.items()
+                        if table in ("audio_links", "audio_files"))
+    return Fingerprint(digest=":".join(digests.values()),
+                       fresh=derived.is_fresh(con, digests), holdings=holdings)
 
 
 def read_arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
@@ -170,7 +199,7 @@ def _held_key(con: duckdb.DuckDBPyConnection, track_id: np.ndarray,
     rows = np.flatnonzero(held)
     if rows.size == 0:
         return pa.nulls(n, pa.uint64())
-    table = read_arrow(con, f"WITH {_HELD.strip()} SELECT track_id, file_key FROM held")
+    table = read_arrow(con, f"SELECT track_id, file_key FROM {HELD_TABLE}")
     ids = np.asarray(table.column("track_id").to_numpy())
     by_id = np.argsort(ids)
     at = by_id[np.searchsorted(ids, track_id[rows], sorter=by_id)]
@@ -206,6 +235,8 @@ def shared_keys(keys: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.n
 
 def load_inputs(con: duckdb.DuckDBPyConnection, ps: PlanSettings) -> Inputs:
     """Run the input query and return every track's inputs as arrays."""
+    fp = fingerprint(con)
+    update_held(con, fp.holdings)
     cols = _read_numpy(con, _query(ps))
     listens, has_listens = _split(cols["listens"])
     if not has_listens.all():
@@ -228,7 +259,7 @@ def load_inputs(con: duckdb.DuckDBPyConnection, ps: PlanSettings) -> Inputs:
         distributable=np.asarray(cols["distributable"], dtype=bool),
         isrc_hash=np.asarray(isrc_hash, dtype=np.uint64),
         has_isrc=has_isrc,
-        fingerprint=fingerprint(con)[0],
+        fingerprint=fp.digest,
         holdings=bool(holdings),
     )
 

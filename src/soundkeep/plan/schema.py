@@ -134,4 +134,15 @@ CREATE VIEW current_plan AS
     SELECT pt.* FROM plan_tracks pt
     SEMI JOIN (SELECT max(plan_id) AS plan_id FROM plans) latest ON pt.plan_id = latest.plan_id
 """),
+    # Each held track's chosen file, kept between plans (priority.update_held): remade only
+    # when the holdings changed, instead of joining every link with its file in every plan.
+    (5, """
+CREATE TABLE plan_held (
+    track_id BIGINT NOT NULL,
+    file_key UBIGINT NOT NULL,        -- the chosen file (its sha256's first 64 bits)
+    size BIGINT,
+    duration_ms INTEGER
+);
+DELETE FROM meta WHERE key = 'plan.held_digest';
+"""),
 ]
