@@ -375,6 +375,7 @@ def test_plan_schema_3_rows_name_their_files_by_key_after_migration(make_archive
     from conftest import insert_holdings
 
     from soundkeep import archive, db
+    from soundkeep.plan import priority
     from soundkeep.plan.explain import explain
 
     arch = make_archive(300)
@@ -400,6 +401,13 @@ def test_plan_schema_3_rows_name_their_files_by_key_after_migration(make_archive
         assert db.get_meta(c, "schema_version.plan") == "5"
         assert c.execute("SELECT * FROM plan_tracks ORDER BY plan_id, track_id"
                          ).fetchall() == before
+        # No held files found yet: the next plan finds them.
+        assert db.get_meta(c, priority.HELD_META) is None
+        assert c.execute(f"SELECT count(*) FROM {priority.HELD_TABLE}").fetchone() == (0,)
+        make_plan(c, load_plan_settings(settings(), budget="150MB"))
+        assert (c.execute(f"SELECT * FROM {priority.HELD_TABLE} ORDER BY track_id").fetchall()
+                == c.execute(f"{priority._HELD} ORDER BY track_id").fetchall())
+        assert c.execute(f"SELECT count(*) FROM {priority.HELD_TABLE}").fetchone() == (100,)
         kept = int(c.execute("SELECT min(track_id) FROM current_plan WHERE file_key IS NOT NULL "
                              "AND tier = 'original'").fetchall()[0][0])
         (e,) = explain(c, str(kept))
@@ -437,9 +445,13 @@ def test_held_files_are_found_again_only_when_the_holdings_change(make_archive, 
     assert stored()[0] == (held[0], int(fake_sha256(int(held[0]))[:16], 16), 4_000_000, None)
     holdings = priority.fingerprint(con).holdings
     assert not priority.update_held(con, holdings)  # unchanged: kept
-    # Another budget, the same holdings: the plan reads the same table.
+    # Another budget, the same holdings: the plan reads the table as it is.
+    made: list[bool] = []
+    monkeypatch.setattr(planner, "update_held",
+                        lambda c, h: made.append(priority.update_held(c, h)) or made[-1])
     make_plan(con, load_plan_settings(settings(), budget="100MB"))
-    assert db.get_meta(con, priority.HELD_META) == holdings
+    assert made == [False]
+    assert db.get_meta(con, priority.HELD_META).startswith(holdings + ":")
 
     # A file grows and a link moves to another track: the next plan sees both.
     moved, target = int(held[1]), int(ids[-1])
@@ -447,6 +459,7 @@ def test_held_files_are_found_again_only_when_the_holdings_change(make_archive, 
                 [fake_sha256(int(held[0]))])
     con.execute("UPDATE audio_links SET track_id = ? WHERE track_id = ?", [target, moved])
     result = make_plan(con, load_plan_settings(settings(), budget="100MB"))
+    assert made == [False, True]
     assert stored() == direct() and len(stored()) == 40
     rows = dict(con.execute("SELECT track_id, held_bytes FROM plan_tracks WHERE plan_id = ?",
                             [result.plan_id]).fetchall())
@@ -463,3 +476,29 @@ def test_held_files_are_found_again_only_when_the_holdings_change(make_archive, 
     monkeypatch.undo()
     assert priority.update_held(con, priority.fingerprint(con).holdings)
     assert stored() == direct() and len(stored()) == 39
+
+
+def test_an_empty_file_is_no_track_s_file(make_archive) -> None:  # type: ignore[no-untyped-def]
+    """A linked file of size 0 (an empty file scanned) is not held: the plan gives the track
+    no file, and explain and encode find none for it, whatever file the plan named."""
+    from conftest import fake_sha256, insert_holdings
+
+    from soundkeep.plan import store
+    from soundkeep.plan.explain import explain
+
+    arch = make_archive(300)
+    con = arch.con
+    ids = con.execute("SELECT track_id FROM tracks ORDER BY popularity DESC, track_id LIMIT 2"
+                      ).fetchnumpy()["track_id"]
+    empty, full = int(ids[0]), int(ids[1])
+    insert_holdings(con, np.array([empty, full]), np.array([0, 4_000_000]))
+    make_plan(con, load_plan_settings(settings(), budget="1GB"))
+    rows = dict(con.execute("SELECT track_id, file_key FROM current_plan WHERE track_id IN "
+                            "(?, ?)", [empty, full]).fetchall())
+    assert rows == {empty: None, full: int(fake_sha256(full)[:16], 16)}
+    (e,) = explain(con, str(empty))
+    assert e["held_sha256"] is None and e["status"] == "missing_audio"
+    # Not even as a plan naming no file (made before the scan) would take it.
+    chosen = con.execute(store.chosen_file_sql(
+        "(SELECT track_id, NULL::UBIGINT AS file_key FROM tracks)")).fetchall()
+    assert chosen == [(full, fake_sha256(full))]

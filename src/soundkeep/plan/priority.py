@@ -13,6 +13,7 @@ compare the chunked planner with.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import duckdb
@@ -23,7 +24,7 @@ from soundkeep import db
 from soundkeep.catalog import derived
 from soundkeep.plan.config import PlanSettings
 from soundkeep.plan.listens import listens_at
-from soundkeep.plan.store import file_key_sql
+from soundkeep.plan.store import FILE_PREFERENCE, file_key_sql
 
 _CHUNK = 1 << 20
 _BUCKETS = 1 << 24
@@ -60,15 +61,15 @@ def secondary_sql(ps: PlanSettings, art_pop: str, rel_pop: str, followers: str) 
             f" greatest(coalesce({followers}, 0), 0) + 1)))")
 
 
-# Each linked track's file (store.BEST_FILE_ORDER, the smallest sha256 taken by its key: only
-# two files of one track with the same 64 bits would tie). The files are joined by their key
-# first, then their sha256, and ordered without the text: at 100 M tracks with 40 M files
-# held, 19.6 s instead of 25 s by the text alone, and 31.5 s with the text in the order.
+# Each linked track's file (store.FILE_PREFERENCE, then the smallest key: only two files of
+# one track with the same 64 bits would tie). The files are joined by their key first, then
+# their sha256, and ordered without the text: at 100 M tracks with 40 M files held, 19.6 s
+# instead of 25 s by the text alone, and 31.5 s with the text in the order.
 _HELD = f"""
 SELECT track_id, file_key, size, duration_ms FROM (
     SELECT l.track_id, f.file_key, f.size, f.duration_ms,
-           row_number() OVER (PARTITION BY l.track_id ORDER BY
-                              f.bitrate DESC NULLS LAST, f.size DESC, f.file_key) AS pick
+           row_number() OVER (PARTITION BY l.track_id
+                              ORDER BY {FILE_PREFERENCE}, f.file_key) AS pick
     FROM (SELECT track_id, sha256, {file_key_sql("sha256")} AS file_key
           FROM audio_links WHERE track_id IS NOT NULL) l
     JOIN (SELECT sha256, {file_key_sql("sha256")} AS file_key, size, duration_ms, bitrate
@@ -76,29 +77,39 @@ SELECT track_id, file_key, size, duration_ms FROM (
       ON f.file_key = l.file_key AND f.sha256 = l.sha256
 ) WHERE pick = 1"""
 
+# The holdings, as the plan reads them (every column _HELD reads).
+_HOLDINGS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("audio_links", ("track_id, sha256",)),
+    ("audio_files", ("sha256, size, duration_ms, bitrate",)),
+)
+
 # Where the plan reads each held track's file: _HELD, made again only when the holdings
 # changed since (plan migration 5), as most plans are made of the same holdings with other
-# settings. The meta key holds the digest of the holdings it was made from.
+# settings. The meta key names what it was made from: the holdings' digest and the query.
 HELD_TABLE = "plan_held"
 HELD_META = "plan.held_digest"
 
 
 def update_held(con: duckdb.DuckDBPyConnection, holdings: str) -> bool:
     """Make plan_held anew unless it was made from these holdings (their digest, as
-    Fingerprint.holdings); whether it was. One transaction: a kill leaves the old table with
-    its digest, which the next plan finds out of date."""
-    if db.get_meta(con, HELD_META) == holdings:
+    Fingerprint.holdings) by this version of the query; whether it was. One transaction: a
+    kill leaves the old table with its digest, which the next plan finds out of date. (The
+    digest is the fingerprint's, taken before: nothing else writes while a plan runs.)"""
+    made_from = f"{holdings}:{hashlib.sha1(_HELD.encode()).hexdigest()[:12]}"
+    if db.get_meta(con, HELD_META) == made_from:
         return False
     with db.transaction(con):
         con.execute(f"DELETE FROM {HELD_TABLE}")
         con.execute(f"INSERT INTO {HELD_TABLE} {_HELD}")
-        db.set_meta(con, HELD_META, holdings)
+        db.set_meta(con, HELD_META, made_from)
     return True
 
 
-def _query(ps: PlanSettings, with_key: bool = False, derived_columns: bool = False) -> str:
+def _query(ps: PlanSettings, with_key: bool = False, derived_columns: bool = False,
+           held: str = HELD_TABLE) -> str:
     """Every track's inputs; with derived_columns, what the plan needs of its artists and
-    release read from the track's own row (catalog.derived), else made from them here."""
+    release read from the track's own row (catalog.derived), else made from them here; each
+    held track's file from `held` (a relation like plan_held)."""
     if derived_columns:
         sec = secondary_sql(ps, "t.artist_popularity", "t.release_popularity",
                             "t.artist_followers")
@@ -123,7 +134,7 @@ SELECT t.track_id,
        CASE WHEN {isrc} THEN hash(t.isrc) END AS isrc_hash{key}
 FROM tracks t
 {joins}
-LEFT JOIN {HELD_TABLE} h ON h.track_id = t.track_id
+LEFT JOIN {held} h ON h.track_id = t.track_id
 """
 
 
@@ -134,8 +145,7 @@ _TRACK_COLUMNS = "track_id, popularity, listens, distributable, duration_ms"
 _DIGESTED: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("tracks", (*derived.SOURCES[0][1], _TRACK_COLUMNS)),
     *derived.SOURCES[1:],
-    ("audio_links", ("track_id, sha256",)),
-    ("audio_files", ("sha256, size, duration_ms, bitrate",)),
+    *_HOLDINGS,
 )
 
 
@@ -162,7 +172,7 @@ def fingerprint(con: duckdb.DuckDBPyConnection) -> Fingerprint:
     with db.setting(con, "threads", str(max(threads, READ_THREADS))):
         digests = db.digests(con, _DIGESTED)
     holdings = ":".join(v for (table, _), v in digests.items()
-                        if table in ("audio_links", "audio_files"))
+                        if table in dict(_HOLDINGS))
     return Fingerprint(digest=":".join(digests.values()),
                        fresh=derived.is_fresh(con, digests), holdings=holdings)
 
@@ -199,7 +209,7 @@ def _held_key(con: duckdb.DuckDBPyConnection, track_id: np.ndarray,
     rows = np.flatnonzero(held)
     if rows.size == 0:
         return pa.nulls(n, pa.uint64())
-    table = read_arrow(con, f"SELECT track_id, file_key FROM {HELD_TABLE}")
+    table = read_arrow(con, f"SELECT track_id, file_key FROM ({_HELD})")
     ids = np.asarray(table.column("track_id").to_numpy())
     by_id = np.argsort(ids)
     at = by_id[np.searchsorted(ids, track_id[rows], sorter=by_id)]
@@ -234,10 +244,9 @@ def shared_keys(keys: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def load_inputs(con: duckdb.DuckDBPyConnection, ps: PlanSettings) -> Inputs:
-    """Run the input query and return every track's inputs as arrays."""
-    fp = fingerprint(con)
-    update_held(con, fp.holdings)
-    cols = _read_numpy(con, _query(ps))
+    """Run the input query and return every track's inputs as arrays (the held files found
+    here, not read from plan_held: this is the reference the planner is tested against)."""
+    cols = _read_numpy(con, _query(ps, held=f"({_HELD})"))
     listens, has_listens = _split(cols["listens"])
     if not has_listens.all():
         listens[~has_listens] = np.nan
@@ -259,7 +268,7 @@ def load_inputs(con: duckdb.DuckDBPyConnection, ps: PlanSettings) -> Inputs:
         distributable=np.asarray(cols["distributable"], dtype=bool),
         isrc_hash=np.asarray(isrc_hash, dtype=np.uint64),
         has_isrc=has_isrc,
-        fingerprint=fp.digest,
+        fingerprint=fingerprint(con).digest,
         holdings=bool(holdings),
     )
 

@@ -119,7 +119,7 @@ CREATE TABLE plan_rows_new (
 INSERT INTO plan_rows_new
     SELECT plan_id, track_id, rank, listens_est, priority, tier_code, status_code, est_bytes,
            phase, duplicate_of, duration_ms, held_bytes,
-           TRY_CAST('0x' || left(sha256, 16) AS UBIGINT)  -- not hex: no file named
+           ('0x' || left(sha256, 16))::UBIGINT
     FROM plan_rows;
 DROP TABLE plan_rows;
 ALTER TABLE plan_rows_new RENAME TO plan_rows;

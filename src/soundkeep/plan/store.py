@@ -32,10 +32,11 @@ def file_key_sql(sha256: str) -> str:
     return f"('0x' || left({sha256}, 16))::UBIGINT"
 
 
-# Which of a track's held files the plan keeps (f: audio_files): the highest bitrate, then
-# the largest, then the smallest sha256 (the planner orders by the key, the same order but
-# for two files of one track sharing their first 64 bits).
-BEST_FILE_ORDER = "f.bitrate DESC NULLS LAST, f.size DESC, f.sha256"
+# Which of a track's held files (f: audio_files, size > 0) the plan keeps: the highest
+# bitrate, then the largest, then the smallest key (the planner's order, priority._HELD) or
+# sha256 (the same order but for two files of one track sharing their first 64 bits).
+FILE_PREFERENCE = "f.bitrate DESC NULLS LAST, f.size DESC"
+BEST_FILE_ORDER = f"{FILE_PREFERENCE}, f.sha256"
 
 
 def chosen_file_sql(plan: str) -> str:
