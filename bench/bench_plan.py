@@ -18,7 +18,7 @@ size runs in its own process so its peak memory is its own. Baselines in the sam
     python bench/bench_plan.py --stale               # as after a change since the refresh
     python bench/bench_plan.py --repeat 3            # 3 plans per size: the first as after
                                                      # a scan (`after_holdings_change_s`),
-                                                     # the median of the others (`plan_s`)
+                                                     # the lower middle of the others (`plan_s`)
     python bench/bench_plan.py --held 0.4            # 40 % of the tracks hold a file
 """
 
