@@ -101,6 +101,11 @@ def fake_sha256(track_id: int) -> str:
     return hashlib.sha256(str(track_id).encode()).hexdigest()
 
 
+def fake_key(track_id: int) -> int:
+    """The plan's key of a track's made-up file (its sha256's first 64 bits)."""
+    return int(fake_sha256(track_id)[:16], 16)
+
+
 def insert_holdings(con: duckdb.DuckDBPyConnection, track_ids: np.ndarray, sizes: np.ndarray,
                     durations: np.ndarray | None = None, bitrate: int = 160_000) -> None:
     """Hold one file per given track (sha256 made up from the track id), linked by ISRC."""

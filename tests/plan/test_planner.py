@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 from conftest import (
     catalog_tables,
+    fake_key,
     fake_sha256,
     insert_catalog,
     memory_catalog,
@@ -117,7 +118,7 @@ def test_holdings_give_real_sizes_and_missing_audio() -> None:
     assert np.all(comp.est_bytes[is_held & (tiers == "original")] == 7_777_777)
     # The plan records which file it means for each held track, by its sha256's first 64 bits.
     key = comp.inputs.file_key.to_pylist()
-    assert all(key[i] == int(fake_sha256(int(t))[:16], 16)
+    assert all(key[i] == fake_key(int(t))
                for i, t in enumerate(comp.inputs.track_id) if is_held[i])
     assert max(k for k in key if k is not None) >= 1 << 63  # the whole unsigned range
     assert all(key[i] is None for i in np.flatnonzero(~is_held))
@@ -423,7 +424,7 @@ def test_held_files_are_found_again_only_when_the_holdings_change(make_archive, 
                                                                    ) -> None:
     """plan_held, each held track's file, is kept between plans while the holdings stay the
     same, made again when a file or link changes, and a failure leaves the old one whole."""
-    from conftest import fake_sha256, insert_holdings
+    from conftest import insert_holdings
 
     from soundkeep import db
     from soundkeep.plan import priority
@@ -442,7 +443,7 @@ def test_held_files_are_found_again_only_when_the_holdings_change(make_archive, 
 
     make_plan(con, load_plan_settings(settings(), budget="200MB"))
     assert len(stored()) == 40 and stored() == direct()
-    assert stored()[0] == (held[0], int(fake_sha256(int(held[0]))[:16], 16), 4_000_000, None)
+    assert stored()[0] == (held[0], fake_key(int(held[0])), 4_000_000, None)
     holdings = priority.fingerprint(con).holdings
     assert not priority.update_held(con, holdings)  # unchanged: kept
     # Another budget, the same holdings: the plan reads the table as it is.
@@ -481,7 +482,7 @@ def test_held_files_are_found_again_only_when_the_holdings_change(make_archive, 
 def test_an_empty_file_is_no_track_s_file(make_archive) -> None:  # type: ignore[no-untyped-def]
     """A linked file of size 0 (an empty file scanned) is not held: the plan gives the track
     no file, and explain and encode find none for it, whatever file the plan named."""
-    from conftest import fake_sha256, insert_holdings
+    from conftest import insert_holdings
 
     from soundkeep.plan import store
     from soundkeep.plan.explain import explain
@@ -495,7 +496,7 @@ def test_an_empty_file_is_no_track_s_file(make_archive) -> None:  # type: ignore
     make_plan(con, load_plan_settings(settings(), budget="1GB"))
     rows = dict(con.execute("SELECT track_id, file_key FROM current_plan WHERE track_id IN "
                             "(?, ?)", [empty, full]).fetchall())
-    assert rows == {empty: None, full: int(fake_sha256(full)[:16], 16)}
+    assert rows == {empty: None, full: fake_key(full)}
     (e,) = explain(con, str(empty))
     assert e["held_sha256"] is None and e["status"] == "missing_audio"
     # Not even as a plan naming no file (made before the scan) would take it.

@@ -87,6 +87,7 @@ _HOLDINGS: tuple[tuple[str, tuple[str, ...]], ...] = (
 # settings. The meta key names what it was made from: the holdings' digest and the query.
 HELD_TABLE = "plan_held"
 HELD_META = "plan.held_digest"
+_HELD_TAG = hashlib.sha1(_HELD.encode()).hexdigest()[:12]
 
 
 def update_held(con: duckdb.DuckDBPyConnection, holdings: str) -> bool:
@@ -94,7 +95,7 @@ def update_held(con: duckdb.DuckDBPyConnection, holdings: str) -> bool:
     Fingerprint.holdings) by this version of the query; whether it was. One transaction: a
     kill leaves the old table with its digest, which the next plan finds out of date. (The
     digest is the fingerprint's, taken before: nothing else writes while a plan runs.)"""
-    made_from = f"{holdings}:{hashlib.sha1(_HELD.encode()).hexdigest()[:12]}"
+    made_from = f"{holdings}:{_HELD_TAG}"
     if db.get_meta(con, HELD_META) == made_from:
         return False
     with db.transaction(con):
@@ -201,22 +202,6 @@ def _split(col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return col, np.ones(len(col), dtype=bool)
 
 
-def _held_key(con: duckdb.DuckDBPyConnection, track_id: np.ndarray,
-              held: np.ndarray) -> pa.Array:
-    """The chosen file's key per row (null where no file is held)."""
-    n = len(track_id)
-    rows = np.flatnonzero(held)
-    if rows.size == 0:
-        return pa.nulls(n, pa.uint64())
-    table = read_arrow(con, f"SELECT track_id, file_key FROM ({_HELD})")
-    ids = np.asarray(table.column("track_id").to_numpy())
-    by_id = np.argsort(ids)
-    at = by_id[np.searchsorted(ids, track_id[rows], sorter=by_id)]
-    index = np.full(n, -1, dtype=np.int64)
-    index[rows] = at
-    return table.column("file_key").combine_chunks().take(pa.array(index, mask=index < 0))
-
-
 def shared_keys(keys: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The keys (64-bit ISRC hashes) that occur on more than one row, and where they do.
 
@@ -245,13 +230,14 @@ def shared_keys(keys: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.n
 def load_inputs(con: duckdb.DuckDBPyConnection, ps: PlanSettings) -> Inputs:
     """Run the input query and return every track's inputs as arrays (the held files found
     here, not read from plan_held: this is the reference the planner is tested against)."""
-    cols = _read_numpy(con, _query(ps, held=f"({_HELD})"))
+    cols = _read_numpy(con, _query(ps, with_key=True, held=f"({_HELD})"))
     listens, has_listens = _split(cols["listens"])
     if not has_listens.all():
         listens[~has_listens] = np.nan
     isrc_hash, has_isrc = _split(cols["isrc_hash"])
     if not has_isrc.all():
         isrc_hash[~has_isrc] = 0
+    file_key, has_key = _split(cols["file_key"])
     track_id = np.asarray(cols["track_id"], dtype=np.int64)
     held_bytes = np.asarray(cols["held_bytes"], dtype=np.int64)
     holdings = con.execute("SELECT count(*) > 0 FROM audio_files").fetchall()[0][0]
@@ -263,7 +249,7 @@ def load_inputs(con: duckdb.DuckDBPyConnection, ps: PlanSettings) -> Inputs:
         secondary=np.asarray(cols["secondary"], dtype=np.float64),
         duration_ms=np.asarray(cols["duration_ms"], dtype=np.int64),
         held_bytes=held_bytes,
-        file_key=_held_key(con, track_id, held_bytes > 0),
+        file_key=pa.array(file_key, type=pa.uint64(), mask=~has_key),
         distributable=np.asarray(cols["distributable"], dtype=bool),
         isrc_hash=np.asarray(isrc_hash, dtype=np.uint64),
         has_isrc=has_isrc,
