@@ -228,6 +228,7 @@ def test_rows_of_a_killed_plan_are_invisible_and_replaced(monkeypatch) -> None: 
         insert_catalog(c, tables)
         make_plan(c, ps1)
     monkeypatch.setattr(planner, "CHUNK_ROWS", 500)
+    monkeypatch.setattr(planner, "ROW_GROUP_ROWS", 100)
     calls = []
 
     def killed(out, table):  # type: ignore[no-untyped-def]
@@ -252,6 +253,31 @@ def test_rows_of_a_killed_plan_are_invisible_and_replaced(monkeypatch) -> None: 
     assert _plan_rows(con) == _plan_rows(clean)
     assert con.execute("SELECT count(*) FROM plan_tracks WHERE plan_id = 2").fetchall()[0][0] \
         == 3000
+
+
+def test_plan_rows_are_inserted_as_whole_row_groups(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # Every insert but the last is whole row groups (a part-filled one costs a merge at the
+    # next checkpoints); the rows past them go in with the next chunk's, none lost or moved.
+    tables = catalog_tables(3000, 5)
+    ps = load_plan_settings(settings({"plan.budget": "1GB"}))
+    con, whole = memory_catalog(), memory_catalog()
+    for c in (con, whole):
+        insert_catalog(c, tables)
+    make_plan(whole, ps)
+    monkeypatch.setattr(planner, "CHUNK_ROWS", 450)
+    monkeypatch.setattr(planner, "ROW_GROUP_ROWS", 128)
+    sizes = []
+    real = planner._insert_rows
+
+    def counted(out, table):  # type: ignore[no-untyped-def]
+        sizes.append(table.num_rows)
+        real(out, table)
+
+    monkeypatch.setattr(planner, "_insert_rows", counted)
+    make_plan(con, ps)
+    assert sum(sizes) == 3000 and len(sizes) > 2
+    assert all(n % 128 == 0 for n in sizes[:-1]) and sizes[-1] == 3000 % 128
+    assert _plan_rows(con) == _plan_rows(whole)
 
 
 def test_the_plan_memory_limit_holds_while_planning_only(monkeypatch) -> None:  # type: ignore[no-untyped-def]
