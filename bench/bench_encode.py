@@ -47,6 +47,7 @@ from soundkeep import archive
 from soundkeep.audio import store
 from soundkeep.audio.encode import warm_up
 from soundkeep.audio.encode_run import run_encode
+from soundkeep.audio.schema import file_key_sql
 from soundkeep.plan import store as plan_store
 from soundkeep.run import make_executor
 
@@ -81,6 +82,7 @@ def build_archive(root: Path, files: list[tuple[Path, float]]) -> archive.Archiv
     con = arch.con
     con.execute("INSERT INTO artists (artist_id, name) VALUES (1, 'Bench Artist')")
     con.execute("INSERT INTO releases (release_id, title) VALUES (1, 'Bench Album')")
+    key = file_key_sql("?")
     for i, (path, seconds) in enumerate(files, start=1):
         sha = hashlib.sha256(path.read_bytes()).hexdigest()
         rel = store.store_relpath(sha)
@@ -91,12 +93,12 @@ def build_archive(root: Path, files: list[tuple[Path, float]]) -> archive.Archiv
                     [i, path.stem, i])
         con.execute("INSERT INTO track_artists VALUES (?, 1, 0, NULL)", [i])
         con.execute("INSERT INTO audio_files (sha256, size, store_path, storage_mode, "
-                    "duration_ms) VALUES (?, ?, ?, 'copy', ?)",
-                    [sha, path.stat().st_size, rel, round(seconds * 1000)])
-        con.execute("INSERT INTO audio_links VALUES (?, ?, 'isrc', 1.0, now())", [sha, i])
+                    f"duration_ms, file_key) VALUES (?, ?, ?, 'copy', ?, {key})",
+                    [sha, path.stat().st_size, rel, round(seconds * 1000), sha])
+        con.execute(f"INSERT INTO audio_links VALUES (?, ?, 'isrc', 1.0, now(), {key})",
+                    [sha, i, sha])
         con.execute("INSERT INTO plan_rows (plan_id, track_id, rank, tier_code, status_code, "
-                    f"file_key) VALUES (1, ?, ?, 0, 0, {plan_store.file_key_sql('?')})",
-                    [i, i, sha])
+                    f"file_key) VALUES (1, ?, ?, 0, 0, {key})", [i, i, sha])
     con.execute("INSERT INTO plans (plan_id, created_at) VALUES (1, now())")
     plan_store.write_names(con, 1, ["reencode"], ["planned_reencode"])
     return arch

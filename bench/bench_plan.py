@@ -86,6 +86,7 @@ def hold(base: Path, root: Path, share: float) -> None:
     of its tracks, once: rows in audio_files and audio_links only (the plan reads no audio),
     a FLAC-sized file (320 kbit/s) per track with a sha256 of its own."""
     from soundkeep import archive
+    from soundkeep.audio.schema import file_key_sql
 
     if (root / ".bench-held").exists():
         return
@@ -99,12 +100,13 @@ def hold(base: Path, root: Path, share: float) -> None:
                    greatest(coalesce(duration_ms, 200000), 1000) AS ms
             FROM tracks ORDER BY popularity DESC NULLS LAST, track_id
             LIMIT {round(n * share)}""")
-        con.execute("""INSERT INTO audio_files (sha256, size, store_path, storage_mode, codec,
-                       bitrate, duration_ms)
-                       SELECT sha, ms * 40, 'store/' || sha, 'copy', 'flac', 320000, ms
-                       FROM _held""")
-        con.execute("INSERT INTO audio_links SELECT sha, track_id, 'isrc', 1.0, now() "
-                    "FROM _held")
+        con.execute(f"""INSERT INTO audio_files (sha256, size, store_path, storage_mode, codec,
+                        bitrate, duration_ms, file_key)
+                        SELECT sha, ms * 40, 'store/' || sha, 'copy', 'flac', 320000, ms,
+                               {file_key_sql('sha')}
+                        FROM _held""")
+        con.execute(f"INSERT INTO audio_links SELECT sha, track_id, 'isrc', 1.0, now(), "
+                    f"{file_key_sql('sha')} FROM _held")
     (root / ".bench-held").write_text("ok")
 
 

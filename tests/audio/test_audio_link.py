@@ -12,6 +12,7 @@ from audiofix import Catalog, rows, write_audio, write_tags
 from soundkeep.audio import fingerprint as fpmod
 from soundkeep.audio import link as linkmod
 from soundkeep.audio import scan as scanmod
+from soundkeep.audio.schema import file_key_sql
 
 Scan = Callable[..., scanmod.ScanReport]
 MBID = "5b11f4ce-a62d-471e-81fc-a69a8278c7da"
@@ -20,7 +21,11 @@ needs_chromaprint = pytest.mark.skipif(not fpmod.available(),
 
 
 def links(con: Any) -> dict[str, tuple[Any, ...]]:
-    """path -> (track_id, method, confidence) for every scanned path."""
+    """path -> (track_id, method, confidence) for every scanned path; every file and link
+    carries its sha256's key (the plan joins them on it)."""
+    for table in ("audio_files", "audio_links"):
+        assert rows(con, f"SELECT count(*) FILTER (WHERE file_key = {file_key_sql('sha256')}) "
+                         f"= count(*) FROM {table}") == [(True,)]
     return {p: (t, m, c) for p, t, m, c in rows(con, """
         SELECT s.path, l.track_id, l.method, l.confidence
         FROM scan_paths s JOIN audio_links l USING (sha256)""")}

@@ -16,6 +16,7 @@ import av
 import numpy as np
 
 from soundkeep import archive
+from soundkeep.audio.schema import file_key_sql
 from soundkeep.plan import store
 
 SINGULARITY = Path("/usr/share/games/singularity/music")  # CC BY-SA 3.0 Ogg Vorbis, tagged
@@ -162,6 +163,7 @@ def build_archive(root: Path, tracks: list[Track], release: Release | None = Non
                  "(P) 2012 Test", release.date, release.precision, release.total_tracks])
     con.executemany("INSERT INTO release_artists VALUES (?, ?, ?)",
                     [(release.release_id, ids[n], i) for i, n in enumerate(release.artists)])
+    key = file_key_sql("?")
     for rank, t in enumerate(tracks, start=1):
         con.execute("""INSERT INTO tracks (track_id, title, release_id, disc_number,
                        track_number, isrc, rights_status, distributable)
@@ -179,14 +181,13 @@ def build_archive(root: Path, tracks: list[Track], release: Release | None = Non
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(t.source, dest)
             codec, duration_ms = probe(dest)
-            con.execute("""INSERT INTO audio_files (sha256, size, store_path, storage_mode,
-                           codec, duration_ms) SELECT ?, ?, ?, 'copy', ?, ?
-                           WHERE NOT EXISTS (SELECT 1 FROM audio_files WHERE sha256 = ?)""",
-                        [sha, dest.stat().st_size, rel, codec, duration_ms, sha])
-            con.execute("INSERT INTO audio_links VALUES (?, ?, 'isrc', 1.0, now())",
-                        [sha, t.track_id])
+            con.execute(f"""INSERT INTO audio_files (sha256, size, store_path, storage_mode,
+                            codec, duration_ms, file_key) SELECT ?, ?, ?, 'copy', ?, ?, {key}
+                            WHERE NOT EXISTS (SELECT 1 FROM audio_files WHERE sha256 = ?)""",
+                        [sha, dest.stat().st_size, rel, codec, duration_ms, sha, sha])
+            con.execute(f"INSERT INTO audio_links VALUES (?, ?, 'isrc', 1.0, now(), {key})",
+                        [sha, t.track_id, sha])
         code = PLAN_TIERS.index(t.tier)
-        key = store.file_key_sql("?")
         con.execute(f"""INSERT INTO plan_rows (plan_id, track_id, rank, tier_code, status_code,
                         est_bytes, file_key) VALUES (1, ?, ?, ?, ?, ?, {key})""",
                     [t.track_id, rank, code, code, 1000, sha])

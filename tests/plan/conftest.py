@@ -13,6 +13,7 @@ import pyarrow as pa
 import pytest
 
 from soundkeep import archive, config, db
+from soundkeep.audio.schema import file_key_sql
 
 # Popularity by rank, shaped like the reference catalog: log10(share of tracks above) ->
 # popularity. ~0.1 % at >= 50, the top 10,000 per 256 M at >= 70, about 68 % at 0.
@@ -119,7 +120,8 @@ def insert_holdings(con: duckdb.DuckDBPyConnection, track_ids: np.ndarray, sizes
                       "method": pa.array(["isrc"] * len(sha))})
     for name, table in (("audio_files", files), ("audio_links", links)):
         con.register("_gen", table)
-        con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _gen")
+        con.execute(f"INSERT INTO {name} BY NAME SELECT *, {file_key_sql('sha256')} AS file_key "
+                    "FROM _gen")
         con.unregister("_gen")
 
 

@@ -417,7 +417,7 @@ def test_plan_schema_3_rows_name_their_files_by_key_after_migration(make_archive
     con.execute("DROP VIEW plan_tracks")
     con.execute("""CREATE TABLE plan_rows_3 AS
                    SELECT r.* EXCLUDE (file_key), f.sha256 FROM plan_rows r
-                   LEFT JOIN audio_files f ON ('0x' || left(f.sha256, 16))::UBIGINT = r.file_key""")
+                   LEFT JOIN audio_files f ON f.file_key = r.file_key""")
     con.execute("DROP TABLE plan_rows")
     con.execute("ALTER TABLE plan_rows_3 RENAME TO plan_rows")
     db.set_meta(con, "schema_version.plan", "3")
@@ -444,6 +444,39 @@ def test_plan_schema_3_rows_name_their_files_by_key_after_migration(make_archive
         c.execute("DELETE FROM audio_links WHERE track_id = ?", [kept])
         (e,) = explain(c, str(kept))
         assert e["held_sha256"] is None and e["held_file_key"] == fake_sha256(kept)[:16]
+
+
+def test_audio_schema_1_files_get_their_keys_and_the_same_plan(make_archive) -> None:  # type: ignore[no-untyped-def]
+    """Audio schema 1 had no file_key: opening such an archive gives every file and link its
+    key, from which the plan finds the same files (the same holdings digest: the plan made
+    before is reused), and the key is required from then on."""
+    from conftest import insert_holdings
+
+    from soundkeep import archive, db
+
+    arch = make_archive(300)
+    root, con = arch.root, arch.con
+    ids = con.execute("SELECT track_id FROM tracks ORDER BY track_id").fetchnumpy()["track_id"]
+    held = np.asarray(ids[::4], dtype=np.int64)
+    insert_holdings(con, held, np.full(held.size, 3_000_000))
+    ps = load_plan_settings(settings(), budget="200MB")
+    first = make_plan(con, ps)
+    keys = con.execute("SELECT sha256, file_key FROM audio_links ORDER BY 1").fetchall()
+    for table in ("audio_files", "audio_links"):
+        con.execute(f"ALTER TABLE {table} DROP COLUMN file_key")
+    db.set_meta(con, "schema_version.audio", "1")
+    arch.close()
+    with archive.open_archive(root) as again:
+        c = again.con
+        assert db.get_meta(c, "schema_version.audio") == "3"
+        assert c.execute("SELECT sha256, file_key FROM audio_links ORDER BY 1").fetchall() == keys
+        assert c.execute("SELECT count(*) FROM audio_files f JOIN audio_links l "
+                         "USING (sha256, file_key)").fetchone() == (held.size,)
+        replan = make_plan(c, ps)
+        assert replan.reused and replan.plan_id == first.plan_id
+        with pytest.raises(duckdb.ConstraintException):
+            c.execute("INSERT INTO audio_links (sha256, track_id, method) "
+                      "VALUES ('00', 1, 'isrc')")
 
 
 def test_held_files_are_found_again_only_when_the_holdings_change(make_archive, monkeypatch  # type: ignore[no-untyped-def]

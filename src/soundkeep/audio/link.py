@@ -12,6 +12,7 @@ from typing import Any
 import duckdb
 
 from soundkeep import db
+from soundkeep.audio.schema import file_key_sql
 
 METHODS = ("isrc", "mbid", "fingerprint", "title_artist_duration", "path")
 # Two candidates whose confidences are this close are a tie: the file is ambiguous.
@@ -214,8 +215,10 @@ def _write(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         WHERE l.sha256 IS NULL OR l.track_id IS DISTINCT FROM f.track_id
            OR l.method <> f.method OR l.confidence IS DISTINCT FROM f.confidence""")
     con.execute("DELETE FROM audio_links WHERE sha256 IN (SELECT sha256 FROM lk_changed)")
-    con.execute("""INSERT INTO audio_links
-                   SELECT sha256, track_id, method, confidence, now() FROM lk_changed""")
+    con.execute(f"""INSERT INTO audio_links BY NAME
+                    SELECT sha256, track_id, method, confidence, now() AS linked_at,
+                           {file_key_sql("sha256")} AS file_key
+                    FROM lk_changed""")
     con.execute("""DELETE FROM audio_link_candidates
                    WHERE sha256 IN (SELECT sha256 FROM lk_pending)""")
     con.execute("""

@@ -38,6 +38,7 @@ from soundkeep.audio.probe import (
     preload_libraries,
     probe_many,
 )
+from soundkeep.audio.schema import file_key_sql
 from soundkeep.catalog import identifiers
 from soundkeep.config import Settings
 from soundkeep.errors import ConfigError, InputError
@@ -452,7 +453,7 @@ def _write_batch(con: duckdb.DuckDBPyConnection, results: list[FileResult], mode
                        b.tag_title, nullif(array_to_string(b.tag_artists, '; '), '') AS tag_artist,
                        b.tag_album, nullif({isrc}, '') AS tag_isrc, b.tag_mb_recording_id,
                        b.tag_track_number, b.tag_disc_number, b.fingerprint, now() AS first_seen,
-                       b.tag_artists, b.fingerprint_raw
+                       b.tag_artists, b.fingerprint_raw, {file_key_sql("b.sha256")} AS file_key
                 FROM sk_new b""", [mode])
             con.execute(f"""
                 INSERT INTO audio_fp_terms

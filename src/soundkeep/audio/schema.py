@@ -4,6 +4,12 @@ from __future__ import annotations
 
 STAGE = "audio"
 
+
+def file_key_sql(sha256: str) -> str:
+    """SQL: the key (UBIGINT) of the file with this sha256 (hex digits) expression."""
+    return f"('0x' || left({sha256}, 16))::UBIGINT"
+
+
 MIGRATIONS: list[tuple[int, str]] = [
     (1, """
 CREATE TABLE audio_files (
@@ -65,5 +71,20 @@ CREATE TABLE audio_fp_matches (
     item_offset INTEGER,              -- fingerprint items (~0.124 s) from other to this file
     similarity DOUBLE                 -- 1 - 2 * bit error rate over the aligned overlap
 )
+"""),
+    # A file's key (file_key_sql: the first 64 bits of its sha256, as a number) stored beside
+    # the sha256 in the files and their links: the plan joins them on it (with the sha256,
+    # exact) and digests it instead of the text (10 M tracks with 4 M files: finding each
+    # held track's file 1.12 -> 0.74 s, the holdings' digest 0.31 -> 0.03 s).
+    (2, f"""
+ALTER TABLE audio_files ADD COLUMN file_key UBIGINT;
+UPDATE audio_files SET file_key = {file_key_sql("sha256")};
+ALTER TABLE audio_links ADD COLUMN file_key UBIGINT;
+UPDATE audio_links SET file_key = {file_key_sql("sha256")}
+"""),
+    # Required from then on (DuckDB refuses the constraint in the transaction that filled it).
+    (3, """
+ALTER TABLE audio_files ALTER COLUMN file_key SET NOT NULL;
+ALTER TABLE audio_links ALTER COLUMN file_key SET NOT NULL
 """),
 ]

@@ -94,7 +94,7 @@ CREATE VIEW current_plan AS
     SELECT pt.* FROM plan_tracks pt
     SEMI JOIN (SELECT max(plan_id) AS plan_id FROM plans) latest ON pt.plan_id = latest.plan_id
 """),
-    # The held file a row means as a 64-bit key (plan.store.file_key_sql) instead of its
+    # The held file a row means as a 64-bit key (audio.schema.file_key_sql) instead of its
     # sha256: as text the digests were a third of the cost of storing a plan with 4 M files
     # held. plan_rows is written anew (an UPDATE of every row of a large plan would hold the
     # old values in memory until its commit).

@@ -23,15 +23,11 @@ class PlanRecord:
     summary: dict[str, Any]
 
 
-# A plan names the file it chose for a held track by a key: the first 64 bits of its sha256
-# (a number: as text the digests were a third of the cost of storing a plan with 4 M files
-# held). Two files share a key with a chance of 2^-64 a pair; a key is only ever looked up
-# among one track's own files.
-def file_key_sql(sha256: str) -> str:
-    """SQL: the key (UBIGINT) of the file with this sha256 (hex digits) expression."""
-    return f"('0x' || left({sha256}, 16))::UBIGINT"
-
-
+# A plan names the file it chose for a held track by its key (audio.schema.file_key_sql: the
+# first 64 bits of its sha256, as a number; as text the digests were a third of the cost of
+# storing a plan with 4 M files held). Two files share a key with a chance of 2^-64 a pair;
+# a key is only ever looked up among one track's own files.
+#
 # Which of a track's held files (f: audio_files, size > 0) the plan keeps: the highest
 # bitrate, then the largest, then the smallest key (the planner's order, priority._HELD) or
 # sha256 (the same order but for two files of one track sharing their first 64 bits).
@@ -49,7 +45,7 @@ def chosen_file_sql(plan: str) -> str:
     SELECT l.track_id, f.sha256
     FROM {plan} p JOIN audio_links l ON l.track_id = p.track_id
     JOIN audio_files f ON f.sha256 = l.sha256
-    WHERE f.size > 0 AND (p.file_key IS NULL OR {file_key_sql("f.sha256")} = p.file_key)
+    WHERE f.size > 0 AND (p.file_key IS NULL OR f.file_key = p.file_key)
     QUALIFY row_number() OVER (PARTITION BY l.track_id ORDER BY {BEST_FILE_ORDER}) = 1"""
 
 
