@@ -64,8 +64,8 @@ def secondary_sql(ps: PlanSettings, art_pop: str, rel_pop: str, followers: str) 
 # Each linked track's file (store.FILE_PREFERENCE, then the smallest key: only two files of
 # one track with the same 64 bits would tie). Links and files are joined on their stored key
 # and then the sha256 (exact), and the window orders by the key, not the text: at 10 M tracks
-# with 4 M files held 0.74 s where the join on the sha256 alone, the key made for the joined
-# files, took 1.12 s (at 100 M, 13.4-14.0 s; with the sha256 in the window's order 31.5 s).
+# with 4 M files held 0.72 s where the join on the sha256 alone, the key made for the joined
+# files, took 0.97 s (100 M: 10.8 s and 11.8 s; with the sha256 in the window's order 31.5 s).
 _HELD = f"""
 SELECT track_id, file_key, size, duration_ms FROM (
     SELECT f.*, row_number() OVER (PARTITION BY f.track_id
@@ -173,8 +173,8 @@ def fingerprint(con: duckdb.DuckDBPyConnection) -> Fingerprint:
     threads = int(db.scalar(con, "SELECT current_setting('threads')"))
     with db.setting(con, "threads", str(max(threads, READ_THREADS))):
         digests = db.digests(con, _DIGESTED)
-    holdings = ":".join(v for (table, _), v in digests.items()
-                        if table in dict(_HOLDINGS))
+    held_tables = {table for table, _ in _HOLDINGS}
+    holdings = ":".join(v for (table, _), v in digests.items() if table in held_tables)
     return Fingerprint(digest=":".join(digests.values()),
                        fresh=derived.is_fresh(con, digests), holdings=holdings)
 
